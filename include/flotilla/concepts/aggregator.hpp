@@ -1,0 +1,55 @@
+#pragma once
+// The Aggregator contract: the rule that folds one round's updates into new global parameters.
+// (The role that runs rounds is the coordinator; an Aggregator only does the arithmetic.)
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+#include "flotilla/concepts/parameter_set.hpp"
+
+namespace flotilla {
+
+/// @brief A streaming rule that turns one round's updates into new global parameters.
+///
+/// Requirements, each with its reason:
+///  1. `a.start(global)` begins a round from the current global parameters: rules such as
+///     server optimizers need them, and the accumulator takes their layout.
+///  2. `a.accept(update, examples)` folds one learner's parameters, with the number of
+///     examples it trained on, into the running state as soon as it arrives, so the
+///     coordinator never holds more than one update at a time.
+///  3. `a.merge(other)` folds another rule's partial state of the same round into this one, so
+///     an edge aggregator's result can feed a root one (hierarchical FL).
+///  4. `ca.accepted()` says how many updates were folded in, including merged ones.
+///  5. `ca.result()` returns the new global parameters; it is called only when `accepted() > 0`.
+///
+/// Semantic rules the compiler cannot check:
+///  - The result does not depend on the order in which updates arrived, nor on how they were
+///    split between merged partial states (up to floating-point rounding).
+///  - `start` forgets everything accepted in an earlier round.
+///  - The rule trusts its input: the coordinator has already checked layout, finiteness and
+///    example counts.
+///
+/// A minimal conforming type (keeps the last update it saw):
+/// @code
+/// template <flotilla::ParameterSet P>
+/// struct keep_last {
+///   P last; std::size_t n = 0;
+///   void start(const P& global) { last = global; n = 0; }
+///   void accept(const P& update, std::int64_t) { last = update; ++n; }
+///   void merge(const keep_last& other) { if (other.n) last = other.last; n += other.n; }
+///   std::size_t accepted() const { return n; }
+///   P result() const { return last; }
+/// };
+/// @endcode
+template <class A, class P>
+concept Aggregator = ParameterSet<P> && std::movable<A> &&
+    requires(A& a, const A& ca, const P& parameters, std::int64_t examples) {
+      a.start(parameters);
+      a.accept(parameters, examples);
+      a.merge(ca);
+      { ca.accepted() } -> std::convertible_to<std::size_t>;
+      { ca.result() } -> std::same_as<P>;
+    };
+
+}  // namespace flotilla

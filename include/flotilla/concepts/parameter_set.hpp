@@ -1,0 +1,53 @@
+#pragma once
+// The ParameterSet contract: what crosses the wire between learners and the coordinator.
+
+#include <concepts>
+#include <span>
+#include <type_traits>
+
+namespace flotilla {
+
+/// @brief A model's trainable state (weights and biases) as one contiguous block of scalars
+/// plus a layout that says how those scalars are arranged.
+///
+/// Requirements, each with its reason:
+///  1. `P::scalar_type` is a floating-point type: rules average and scale parameters.
+///  2. `p.values()` returns `std::span<scalar_type>` and, on a const `P`,
+///     `std::span<const scalar_type>` over all scalars in one contiguous block: every rule is
+///     then one pass over memory, and serialization is one copy.
+///  3. `p.layout()` returns a value that is equality comparable: the coordinator rejects an
+///     update whose layout differs from the global parameters' before it is aggregated.
+///  4. `P` is copyable: the coordinator keeps the global parameters and rules build results.
+///
+/// Semantic rules the compiler cannot check:
+///  - Two parameter sets with equal layouts have `values()` of equal size, and the scalar at
+///    index i means the same weight in both.
+///  - A copy has an equal layout and equal values.
+///
+/// A minimal conforming type:
+/// @code
+/// struct my_parameters {
+///   using scalar_type = double;
+///   std::array<double, 3> data{};
+///   std::span<double> values() { return data; }
+///   std::span<const double> values() const { return data; }
+///   int layout() const { return 3; }  // one fixed shape: any equality-comparable value works
+/// };
+/// @endcode
+template <class P>
+concept ParameterSet =
+    std::copyable<P> && std::floating_point<typename P::scalar_type> &&
+    requires(P& p, const P& cp) {
+      { p.values() } -> std::same_as<std::span<typename P::scalar_type>>;
+      { cp.values() } -> std::same_as<std::span<const typename P::scalar_type>>;
+      { cp.layout() };
+      requires std::equality_comparable<std::remove_cvref_t<decltype(cp.layout())>>;
+    };
+
+/// True when two parameter sets can be combined element by element.
+template <ParameterSet P>
+[[nodiscard]] bool same_layout(const P& a, const P& b) {
+  return a.values().size() == b.values().size() && a.layout() == b.layout();
+}
+
+}  // namespace flotilla

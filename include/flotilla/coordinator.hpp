@@ -1,0 +1,249 @@
+#pragma once
+// The coordinator runs rounds over any Transport: select learners, send the global parameters,
+// fold each valid reply into the aggregation rule as it arrives, apply, evaluate, record, and
+// decide whether to stop. It never trains.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "flotilla/aggregators/mean.hpp"
+#include "flotilla/arithmetic.hpp"
+#include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/transport.hpp"
+#include "flotilla/errors.hpp"
+#include "flotilla/history.hpp"
+#include "flotilla/messages.hpp"
+#include "flotilla/random.hpp"
+#include "flotilla/selection.hpp"
+#include "flotilla/stopping.hpp"
+
+namespace flotilla {
+
+struct coordinator_options {
+  selection_options selection{};       ///< who is asked to fit each round
+  std::size_t quorum = 1;              ///< accepted fit replies needed to aggregate a round
+  std::chrono::duration<double> round_timeout = std::chrono::minutes(10);  ///< per phase
+  std::chrono::duration<double> wait_for_learners{0};  ///< how long to wait for enough learners
+  double evaluation_fraction = 0;      ///< share of learners asked to evaluate; 0 turns it off
+  std::uint64_t seed = 0;              ///< drives selection and learners' shuffling
+  std::map<std::string, double> fit_settings;  ///< sent to learners as fit_config::values
+
+  /// @throws configuration_error naming the setting that cannot work.
+  void validate() const {
+    selection.validate();
+    if (quorum == 0) throw configuration_error("quorum must be at least one reply");
+    if (!(round_timeout.count() > 0)) throw configuration_error("round_timeout must be positive");
+    if (!(evaluation_fraction >= 0 && evaluation_fraction <= 1))
+      throw configuration_error("evaluation_fraction must be in [0, 1]; got " + std::to_string(evaluation_fraction));
+  }
+};
+
+/// @brief Runs federated rounds with rule `Rule` (FedAvg by default) over transport `T`.
+template <Transport T, Aggregator<typename T::parameters_type> Rule = weighted_mean<typename T::parameters_type>>
+class coordinator {
+ public:
+  using parameters_type = typename T::parameters_type;
+  /// Centralized evaluation: the coordinator's own metrics for new global parameters.
+  using evaluator = std::function<metrics(const parameters_type&)>;
+  /// Called after every round, e.g. to print progress.
+  using round_observer = std::function<void(const round_record&)>;
+
+  coordinator(T& transport, parameters_type initial, coordinator_options options = {}, Rule rule = {})
+      : transport_(transport),
+        global_(std::make_shared<const parameters_type>(std::move(initial))),
+        options_(validated(std::move(options))),
+        rule_(std::move(rule)),
+        engine_(options_.seed) {}
+
+  void evaluate_centrally(evaluator evaluate) { evaluator_ = std::move(evaluate); }
+  void on_round(round_observer observer) { observer_ = std::move(observer); }
+
+  /// Runs rounds until `stop` fires; its reason is recorded in the history.
+  const flotilla::history& run(const stopping_rule& stop) {
+    if (!started_) started_ = deadline_clock::now();
+    for (;;) {
+      if (auto reason = stop(history_)) {
+        history_.stop_reason = *reason;
+        return history_;
+      }
+      run_round();
+    }
+  }
+
+  /// Runs one round and returns its record (also appended to the history).
+  const round_record& run_round() {
+    if (!started_) started_ = deadline_clock::now();
+    const auto round_start = deadline_clock::now();
+    round_record record;
+    record.round = ++round_;
+
+    wait_for_learners();
+    record.selected = select_learners(transport_.available(), options_.selection, engine_);
+    if (record.selected.size() < options_.quorum) {
+      record.note = "only " + std::to_string(record.selected.size()) + " learners available; the quorum is " +
+                    std::to_string(options_.quorum);
+    } else {
+      fit_phase(record);
+      if (record.participants.size() >= options_.quorum) {
+        global_ = std::make_shared<const parameters_type>(rule_.result());
+        record.status = round_status::aggregated;
+        evaluate_phase(record);
+      } else {
+        record.note = "quorum not met: " + std::to_string(record.participants.size()) + " accepted replies, " +
+                      std::to_string(options_.quorum) + " required; global parameters kept";
+      }
+    }
+    const auto now = deadline_clock::now();
+    record.round_seconds = seconds(now - round_start);
+    record.elapsed_seconds = seconds(now - *started_);
+    history_.rounds.push_back(std::move(record));
+    if (observer_) observer_(history_.rounds.back());
+    return history_.rounds.back();
+  }
+
+  [[nodiscard]] const parameters_type& global() const { return *global_; }
+  [[nodiscard]] const flotilla::history& history() const { return history_; }
+  [[nodiscard]] const Rule& rule() const { return rule_; }
+  [[nodiscard]] std::uint64_t rounds_run() const { return round_; }
+
+ private:
+  static coordinator_options validated(coordinator_options options) {
+    options.validate();
+    return options;
+  }
+  static double seconds(deadline_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+  void wait_for_learners() {
+    const auto needed = std::max(options_.quorum, options_.selection.minimum);
+    const auto until = deadline_clock::now() +
+                       std::chrono::duration_cast<deadline_clock::duration>(options_.wait_for_learners);
+    while (transport_.available().size() < needed && deadline_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+
+  task<parameters_type> make_task(task_kind kind) const {
+    fit_config config{.round = round_, .seed = mix_seed(options_.seed, round_), .values = options_.fit_settings};
+    return task<parameters_type>{.kind = kind, .round = round_, .parameters = global_, .config = std::move(config)};
+  }
+
+  void fit_phase(round_record& record) {
+    const auto start = deadline_clock::now();
+    rule_.start(*global_);
+    transport_.send(make_task(task_kind::fit), record.selected);
+    collect(task_kind::fit, record.selected, record, record.participants, record.fit_metrics,
+            [&](reply<parameters_type>& answer) { rule_.accept(*answer.parameters, answer.result.examples); });
+    record.fit_seconds = seconds(deadline_clock::now() - start);
+  }
+
+  void evaluate_phase(round_record& record) {
+    const auto start = deadline_clock::now();
+    if (evaluator_) record.central_metrics = evaluator_(*global_);
+    if (options_.evaluation_fraction > 0) {
+      const auto asked = select_learners(transport_.available(), {.fraction = options_.evaluation_fraction, .minimum = 1},
+                                         engine_);
+      transport_.send(make_task(task_kind::evaluate), asked);
+      collect(task_kind::evaluate, asked, record, record.evaluated, record.federated_metrics,
+              [](reply<parameters_type>&) {});
+    }
+    record.evaluate_seconds = seconds(deadline_clock::now() - start);
+  }
+
+  /// Receives until every asked learner has answered or the phase deadline passes. Each valid
+  /// reply is handed to `use` at once and then dropped; everything else is recorded with a reason.
+  template <class Use>
+  void collect(task_kind kind, const std::vector<learner_id>& asked, round_record& record,
+               std::vector<learner_id>& accepted, metrics& merged, Use use) {
+    std::set<learner_id> pending(asked.begin(), asked.end());
+    std::map<std::string, std::pair<double, double>> sums;  // metric -> (sum of w * value, sum of w)
+    const auto deadline = deadline_clock::now() +
+                          std::chrono::duration_cast<deadline_clock::duration>(options_.round_timeout);
+    const auto reject = [&](learner_id learner, task_kind message_kind, std::uint64_t round, std::string reason) {
+      if (round == round_ && message_kind == kind) pending.erase(learner);
+      record.rejections.push_back({learner, message_kind, round, std::move(reason)});
+    };
+    while (!pending.empty()) {
+      auto next = transport_.receive(deadline);
+      if (!next) break;
+      if (auto* failed = std::get_if<failure>(&*next)) {
+        reject(failed->learner, failed->kind, failed->round, failed->reason);
+        continue;
+      }
+      auto& answer = std::get<reply<parameters_type>>(*next);
+      if (auto problem = check(answer, kind, pending)) {
+        // A stray reply (late, duplicate, unasked) must not release a learner still pending.
+        const bool stray = answer.round != round_ || answer.kind != kind || !pending.contains(answer.learner);
+        if (stray) record.rejections.push_back({answer.learner, answer.kind, answer.round, std::move(*problem)});
+        else reject(answer.learner, answer.kind, answer.round, std::move(*problem));
+        continue;
+      }
+      use(answer);
+      pending.erase(answer.learner);
+      accepted.push_back(answer.learner);
+      if (kind == task_kind::fit) record.examples += answer.result.examples;
+      const auto weight = static_cast<double>(answer.result.examples);
+      for (const auto& [name, value] : answer.result.metrics) {
+        sums[name].first += weight * value;
+        sums[name].second += weight;
+      }
+    }
+    for (auto learner : pending)
+      record.rejections.push_back({learner, kind, round_,
+                                   "no reply within the phase deadline of " +
+                                       detail::number(options_.round_timeout.count()) + " s"});
+    std::ranges::sort(accepted);
+    for (const auto& [name, sum] : sums) merged[name] = sum.first / sum.second;
+  }
+
+  /// The reason a reply cannot be used, or nothing when it is valid ("validate at the door").
+  std::optional<std::string> check(const reply<parameters_type>& answer, task_kind kind,
+                                   const std::set<learner_id>& pending) const {
+    if (answer.round != round_)
+      return std::string(to_string(answer.kind)) + " reply belongs to round " + std::to_string(answer.round) +
+             "; the current round is " + std::to_string(round_);
+    if (answer.kind != kind)
+      return std::string(to_string(answer.kind)) + " reply arrived during the " + to_string(kind) + " phase";
+    if (!pending.contains(answer.learner))
+      return "learner was not asked for this task or has already answered it";
+    if (answer.result.examples <= 0)
+      return "reply claims " + std::to_string(answer.result.examples) + " examples; at least one is required";
+    for (const auto& [name, value] : answer.result.metrics)
+      if (!std::isfinite(value)) return "metric '" + name + "' is " + detail::number(value);
+    if (kind == task_kind::evaluate) return std::nullopt;
+    if (!answer.parameters) return "fit reply carries no parameters";
+    try {
+      require_same_layout(*answer.parameters, *global_);
+    } catch (const layout_error& error) {
+      return error.what();
+    }
+    const auto bad = first_non_finite(*answer.parameters);
+    if (bad != answer.parameters->values().size())
+      return "update holds a non-finite value (" + detail::number(double(answer.parameters->values()[bad])) +
+             ") at parameter index " + std::to_string(bad);
+    return std::nullopt;
+  }
+
+  T& transport_;
+  std::shared_ptr<const parameters_type> global_;
+  coordinator_options options_;
+  Rule rule_;
+  random_engine engine_;
+  std::uint64_t round_ = 0;
+  flotilla::history history_;
+  std::optional<deadline_clock::time_point> started_;
+  evaluator evaluator_;
+  round_observer observer_;
+};
+
+}  // namespace flotilla

@@ -1,0 +1,26 @@
+#pragma once
+// Flotilla's core: everything needed to federate a model inside one process. Network transports
+// and data readers with extra dependencies live in their own headers and targets.
+
+#include "flotilla/aggregators/mean.hpp"
+#include "flotilla/arithmetic.hpp"
+#include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/model.hpp"
+#include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/concepts/transport.hpp"
+#include "flotilla/coordinator.hpp"
+#include "flotilla/data/dataset.hpp"
+#include "flotilla/data/partition.hpp"
+#include "flotilla/errors.hpp"
+#include "flotilla/history.hpp"
+#include "flotilla/learner.hpp"
+#include "flotilla/messages.hpp"
+#include "flotilla/models/linear_regression.hpp"
+#include "flotilla/models/mlp.hpp"
+#include "flotilla/parameters.hpp"
+#include "flotilla/random.hpp"
+#include "flotilla/selection.hpp"
+#include "flotilla/serialization.hpp"
+#include "flotilla/stopping.hpp"
+#include "flotilla/transport/in_memory.hpp"
+#include "flotilla/version.hpp"

@@ -1,0 +1,362 @@
+#pragma once
+// The binary wire form of parameters and messages, through cereal's portable binary archives.
+//
+// Every encoded buffer starts with an envelope: magic "FLTL", a format version and what the
+// buffer holds. The scalar payload of a parameter set goes through as one binary block. Input
+// is untrusted: every length prefix is checked against the configured limits and against the
+// bytes actually left before anything is allocated, and every failure is a `decode_error`.
+
+#include <cereal/archives/portable_binary.hpp>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <limits>
+#include <memory>
+#include <ostream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "flotilla/concepts/model.hpp"
+#include "flotilla/detail/byte_streams.hpp"
+#include "flotilla/detail/text.hpp"
+#include "flotilla/errors.hpp"
+#include "flotilla/messages.hpp"
+#include "flotilla/parameters.hpp"
+
+namespace flotilla {
+
+/// The version of the wire format this build writes and reads.
+inline constexpr std::uint16_t wire_format_version = 1;
+/// "FLTL" as a little-endian 32-bit number: the first bytes of every encoded buffer.
+inline constexpr std::uint32_t wire_magic = 0x4C544C46;
+
+/// What an encoded buffer holds, written after the version.
+enum class wire_content : std::uint8_t { parameters = 1, task = 2, reply = 3 };
+
+/// Bounds on what a decoder accepts; input beyond them is rejected before allocation.
+struct decode_limits {
+  std::uint64_t max_scalars = std::uint64_t{1} << 32;  ///< scalars in one parameter set
+  std::uint32_t max_tensors = 1u << 16;                 ///< tensors in one layout
+  std::uint32_t max_rank = 8;                           ///< dimensions of one tensor
+  std::uint32_t max_string = 1u << 12;                  ///< bytes in a name or metric key
+  std::uint32_t max_entries = 1u << 12;                 ///< entries in a metrics or config map
+};
+
+/// Appends cereal-encoded values to a byte vector.
+class wire_writer {
+ public:
+  explicit wire_writer(std::vector<std::byte>& out) : buffer_(out), stream_(&buffer_), archive_(stream_) {}
+
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  void write(T value) { archive_(value); }
+  void write_bytes(const void* data, std::size_t size) {
+    archive_(cereal::binary_data(static_cast<const char*>(data), size));
+  }
+  template <std::floating_point S>
+  void write_block(std::span<const S> scalars) {
+    archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
+  }
+  void write_string(const std::string& text) {
+    write(static_cast<std::uint32_t>(text.size()));
+    write_bytes(text.data(), text.size());
+  }
+
+ private:
+  detail::vector_output_buffer buffer_;
+  std::ostream stream_;
+  cereal::PortableBinaryOutputArchive archive_;
+};
+
+/// Reads cereal-encoded values from a byte span, checking every length against what is left.
+class wire_reader {
+ public:
+  wire_reader(std::span<const std::byte> bytes, decode_limits limits)
+      : limits_(limits), buffer_(bytes), stream_(&buffer_), archive_(guarded_archive(stream_)) {}
+
+  [[nodiscard]] const decode_limits& limits() const { return limits_; }
+  [[nodiscard]] std::size_t remaining() const { return buffer_.remaining(); }
+
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  [[nodiscard]] T read(const char* what) {
+    require(sizeof(T), what);
+    T value{};
+    archive_(value);
+    return value;
+  }
+
+  /// A count of items, each at least `min_item_bytes` long, that may not exceed `max`.
+  [[nodiscard]] std::uint64_t read_count(std::uint64_t max, std::size_t min_item_bytes, const char* what) {
+    const auto count = read<std::uint64_t>(what);
+    if (count > max)
+      throw decode_error(std::string(what) + " is " + detail::grouped(count) + "; the limit is " +
+                         detail::grouped(max));
+    if (min_item_bytes != 0 && count > remaining() / min_item_bytes)
+      throw decode_error(std::string(what) + " is " + detail::grouped(count) + " but only " +
+                         detail::grouped(remaining()) + " bytes remain (truncated or corrupt input)");
+    return count;
+  }
+
+  [[nodiscard]] std::string read_string(const char* what) {
+    const auto size = read<std::uint32_t>(what);
+    if (size > limits_.max_string)
+      throw decode_error(std::string(what) + " is " + detail::grouped(size) +
+                         " bytes long; the limit is " + detail::grouped(limits_.max_string));
+    require(size, what);
+    std::string text(size, '\0');
+    archive_(cereal::binary_data(text.data(), size));
+    return text;
+  }
+
+  template <std::floating_point S>
+  void read_block(std::span<S> scalars, const char* what) {
+    require(scalars.size_bytes(), what);
+    archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
+  }
+
+  /// @throws decode_error unless every byte was consumed.
+  void expect_end() const {
+    if (remaining() != 0)
+      throw decode_error(detail::grouped(remaining()) + " unexpected bytes after the end of the message");
+  }
+
+ private:
+  void require(std::size_t bytes, const char* what) const {
+    if (bytes > remaining())
+      throw decode_error("truncated input: " + std::string(what) + " needs " + detail::grouped(bytes) +
+                         " bytes but only " + detail::grouped(remaining()) + " remain");
+  }
+  // The portable archive reads its endianness byte on construction; an empty input fails there.
+  static cereal::PortableBinaryInputArchive guarded_archive(std::istream& stream) {
+    if (stream.rdbuf()->in_avail() <= 0) throw decode_error("truncated input: no bytes to decode");
+    return cereal::PortableBinaryInputArchive(stream);
+  }
+
+  decode_limits limits_;
+  detail::span_input_buffer buffer_;
+  std::istream stream_;
+  cereal::PortableBinaryInputArchive archive_;
+};
+
+/// @brief How a parameter type is written to and read from the wire. Specialize it for your own
+/// `ParameterSet` to send it over a network transport; `parameters<Scalar>` is provided.
+template <class P>
+struct wire_codec;
+
+template <std::floating_point Scalar>
+struct wire_codec<parameters<Scalar>> {
+  static void write(wire_writer& out, const parameters<Scalar>& params) {
+    out.write(static_cast<std::uint8_t>(sizeof(Scalar)));
+    const auto& tensors = params.layout().tensors();
+    out.write(static_cast<std::uint64_t>(tensors.size()));
+    for (const auto& tensor : tensors) {
+      out.write_string(tensor.name);
+      out.write(static_cast<std::uint64_t>(tensor.shape.size()));
+      for (auto dimension : tensor.shape) out.write(static_cast<std::uint64_t>(dimension));
+    }
+    out.write(static_cast<std::uint64_t>(params.size()));
+    out.write_block(params.values());
+  }
+
+  static parameters<Scalar> read(wire_reader& in) {
+    const auto& limits = in.limits();
+    const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
+    if (scalar_bytes != sizeof(Scalar))
+      throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
+                         std::to_string(8 * sizeof(Scalar)) + "-bit");
+    // Each tensor takes at least a name length and a rank: 4 + 8 bytes.
+    const auto tensor_count = in.read_count(limits.max_tensors, 12, "tensor count");
+    std::vector<tensor_spec> tensors(tensor_count);
+    std::uint64_t total = 0;
+    for (auto& tensor : tensors) {
+      tensor.name = in.read_string("tensor name");
+      const auto rank = in.read_count(limits.max_rank, 8, "tensor rank");
+      tensor.shape.resize(rank);
+      std::uint64_t size = 1;
+      for (auto& dimension : tensor.shape) {
+        const auto value = in.read<std::uint64_t>("tensor dimension");
+        if (value != 0 && size > limits.max_scalars / value)
+          throw decode_error("tensor '" + tensor.name + "' has more than " + detail::grouped(limits.max_scalars) +
+                             " scalars, the limit");
+        size *= value;
+        dimension = static_cast<std::size_t>(value);
+      }
+      total += size;
+      if (total > limits.max_scalars)
+        throw decode_error("parameter layout holds more than " + detail::grouped(limits.max_scalars) +
+                           " scalars, the limit");
+    }
+    const auto count = in.read_count(limits.max_scalars, sizeof(Scalar), "scalar count");
+    if (count != total)
+      throw decode_error("parameter payload has " + detail::grouped(count) + " scalars; its layout describes " +
+                         detail::grouped(total));
+    tensor_layout layout = [&] {
+      try {
+        return tensor_layout(std::move(tensors));
+      } catch (const layout_error& error) {
+        throw decode_error(error.what());
+      }
+    }();
+    parameters<Scalar> params(std::move(layout));
+    in.read_block(params.values(), "parameter values");
+    return params;
+  }
+};
+
+namespace detail {
+
+inline void write_envelope(wire_writer& out, wire_content content) {
+  out.write(wire_magic);
+  out.write(wire_format_version);
+  out.write(static_cast<std::uint8_t>(content));
+}
+
+inline void read_envelope(wire_reader& in, wire_content expected) {
+  const auto magic = in.read<std::uint32_t>("magic number");
+  if (magic != wire_magic) throw decode_error("not a Flotilla message: wrong magic number");
+  const auto version = in.read<std::uint16_t>("format version");
+  if (version != wire_format_version)
+    throw decode_error("message has format version " + std::to_string(version) + "; this build reads version " +
+                       std::to_string(wire_format_version));
+  const auto content = in.read<std::uint8_t>("content type");
+  if (content != static_cast<std::uint8_t>(expected))
+    throw decode_error("message holds content type " + std::to_string(content) + "; expected " +
+                       std::to_string(static_cast<int>(expected)));
+}
+
+inline void write_map(wire_writer& out, const std::map<std::string, double>& map) {
+  out.write(static_cast<std::uint64_t>(map.size()));
+  for (const auto& [key, value] : map) {
+    out.write_string(key);
+    out.write(value);
+  }
+}
+
+inline std::map<std::string, double> read_map(wire_reader& in, const char* what) {
+  // Each entry takes at least a key length and a double: 4 + 8 bytes.
+  const auto count = in.read_count(in.limits().max_entries, 12, what);
+  std::map<std::string, double> map;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    auto key = in.read_string("metric name");
+    const auto value = in.read<double>("metric value");
+    if (!map.emplace(std::move(key), value).second) throw decode_error(std::string(what) + " repeats a key");
+  }
+  return map;
+}
+
+inline task_kind read_kind(wire_reader& in) {
+  const auto kind = in.read<std::uint8_t>("task kind");
+  if (kind != static_cast<std::uint8_t>(task_kind::fit) && kind != static_cast<std::uint8_t>(task_kind::evaluate))
+    throw decode_error("unknown task kind " + std::to_string(kind));
+  return static_cast<task_kind>(kind);
+}
+
+// cereal reports truncation and stream failures as cereal::Exception; callers see one type.
+template <class F>
+auto translating_cereal_errors(F&& decode) {
+  try {
+    return decode();
+  } catch (const cereal::Exception& error) {
+    throw decode_error(std::string("malformed input: ") + error.what());
+  }
+}
+
+}  // namespace detail
+
+/// Encodes a parameter set (envelope, layout, one block of scalars).
+template <class P>
+[[nodiscard]] std::vector<std::byte> encode(const P& params) requires requires { wire_codec<P>{}; }
+{
+  std::vector<std::byte> bytes;
+  bytes.reserve(params.values().size_bytes() + 256);
+  wire_writer out(bytes);
+  detail::write_envelope(out, wire_content::parameters);
+  wire_codec<P>::write(out, params);
+  return bytes;
+}
+
+/// Decodes a parameter set. @throws decode_error on any malformed, truncated or oversized input.
+template <class P>
+[[nodiscard]] P decode(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
+  return detail::translating_cereal_errors([&] {
+    wire_reader in(bytes, limits);
+    detail::read_envelope(in, wire_content::parameters);
+    P params = wire_codec<P>::read(in);
+    in.expect_end();
+    return params;
+  });
+}
+
+/// Encodes a task once; the same bytes serve every recipient.
+template <ParameterSet P>
+[[nodiscard]] std::vector<std::byte> encode(const task<P>& work) {
+  std::vector<std::byte> bytes;
+  bytes.reserve((work.parameters ? work.parameters->values().size_bytes() : 0) + 512);
+  wire_writer out(bytes);
+  detail::write_envelope(out, wire_content::task);
+  out.write(static_cast<std::uint8_t>(work.kind));
+  out.write(work.round);
+  out.write(work.config.round);
+  out.write(work.config.seed);
+  detail::write_map(out, work.config.values);
+  out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
+  if (work.parameters) wire_codec<P>::write(out, *work.parameters);
+  return bytes;
+}
+
+template <ParameterSet P>
+[[nodiscard]] task<P> decode_task(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
+  return detail::translating_cereal_errors([&] {
+    wire_reader in(bytes, limits);
+    detail::read_envelope(in, wire_content::task);
+    task<P> work;
+    work.kind = detail::read_kind(in);
+    work.round = in.read<std::uint64_t>("round");
+    work.config.round = in.read<std::uint64_t>("config round");
+    work.config.seed = in.read<std::uint64_t>("config seed");
+    work.config.values = detail::read_map(in, "config entry count");
+    if (in.read<std::uint8_t>("parameters flag") != 0)
+      work.parameters = std::make_shared<const P>(wire_codec<P>::read(in));
+    in.expect_end();
+    return work;
+  });
+}
+
+template <ParameterSet P>
+[[nodiscard]] std::vector<std::byte> encode(const reply<P>& answer) {
+  std::vector<std::byte> bytes;
+  bytes.reserve((answer.parameters ? answer.parameters->values().size_bytes() : 0) + 512);
+  wire_writer out(bytes);
+  detail::write_envelope(out, wire_content::reply);
+  out.write(answer.learner);
+  out.write(static_cast<std::uint8_t>(answer.kind));
+  out.write(answer.round);
+  out.write(answer.result.examples);
+  detail::write_map(out, answer.result.metrics);
+  out.write(static_cast<std::uint8_t>(answer.parameters ? 1 : 0));
+  if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
+  return bytes;
+}
+
+template <ParameterSet P>
+[[nodiscard]] reply<P> decode_reply(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
+  return detail::translating_cereal_errors([&] {
+    wire_reader in(bytes, limits);
+    detail::read_envelope(in, wire_content::reply);
+    reply<P> answer;
+    answer.learner = in.read<learner_id>("learner id");
+    answer.kind = detail::read_kind(in);
+    answer.round = in.read<std::uint64_t>("round");
+    answer.result.examples = in.read<std::int64_t>("example count");
+    answer.result.metrics = detail::read_map(in, "metric count");
+    if (in.read<std::uint8_t>("parameters flag") != 0) answer.parameters = wire_codec<P>::read(in);
+    in.expect_end();
+    return answer;
+  });
+}
+
+}  // namespace flotilla
