@@ -1,0 +1,12 @@
+// Must not compile: a rule without merge() is not an Aggregator. Expected diagnostic (CTest
+// checks it): the unsatisfied 'Aggregator' constraint.
+#include "../archetypes/archetypes.hpp"
+
+#include <flotilla/coordinator.hpp>
+
+int main() {
+  archetypes::transport nobody;
+  flotilla::coordinator<archetypes::transport, archetypes::unmergeable_aggregator> federation(
+      nobody, archetypes::parameter_set{});
+  (void)federation;
+}

@@ -1,0 +1,10 @@
+// Must not compile: a model without fit() cannot be a learner's model. Expected diagnostic (CTest
+// checks it): the unsatisfied 'TrainableOn' constraint.
+#include "../archetypes/archetypes.hpp"
+
+#include <flotilla/learner.hpp>
+
+int main() {
+  flotilla::learner<archetypes::model, archetypes::dataset> learner(1, {}, {});
+  (void)learner;
+}

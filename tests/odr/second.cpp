@@ -1,0 +1,4 @@
+#include <flotilla/data/fashion_mnist.hpp>
+#include <flotilla/flotilla.hpp>
+
+int odr_second() { return static_cast<int>(flotilla::parameters<float>(flotilla::tensor_layout({{"w", {2}}})).size()); }

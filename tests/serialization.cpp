@@ -1,0 +1,171 @@
+#include <flotilla/serialization.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+using flotilla::decode_error;
+
+namespace {
+
+flotilla::parameters<float> sample() {
+  flotilla::parameters<float> p(flotilla::tensor_layout({{"layer0.weight", {3, 2}}, {"layer0.bias", {3}}}));
+  for (std::size_t i = 0; i < p.size(); ++i) p.values()[i] = 0.5f * float(i) - 1.0f;
+  return p;
+}
+
+// Overwrites bytes [at, at + sizeof value) with value, little-endian as cereal wrote it.
+template <class T>
+void poke(std::vector<std::byte>& bytes, std::size_t at, T value) {
+  std::memcpy(bytes.data() + at, &value, sizeof value);
+}
+
+// Offsets in an encoded parameter set: cereal's endianness byte, then magic(4), version(2),
+// content(1), scalar size(1), tensor count(8).
+constexpr std::size_t version_at = 1 + 4;
+constexpr std::size_t tensor_count_at = 1 + 4 + 2 + 1 + 1;
+
+}  // namespace
+
+TEST_CASE("parameters round-trip bit for bit") {
+  const auto original = sample();
+  const auto bytes = flotilla::encode(original);
+  const auto decoded = flotilla::decode<flotilla::parameters<float>>(bytes);
+  CHECK(decoded == original);
+  CHECK(decoded.layout().tensors()[0].name == "layer0.weight");
+}
+
+TEST_CASE("the scalar payload is one block after a small header") {
+  const auto p = sample();
+  const auto bytes = flotilla::encode(p);
+  // header: 1 endianness + 4 magic + 2 version + 1 content + 1 scalar size + 8 tensor count
+  // per tensor: 4 name length + name + 8 rank + 8 per dimension; then 8 scalar count + payload.
+  const std::size_t header = 1 + 4 + 2 + 1 + 1 + 8;
+  const std::size_t tensors = (4 + 13 + 8 + 16) + (4 + 11 + 8 + 8);
+  REQUIRE(bytes.size() == header + tensors + 8 + p.size() * sizeof(float));
+  CHECK(std::memcmp(bytes.data() + bytes.size() - p.size() * sizeof(float), p.values().data(),
+                    p.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("every truncation of a valid buffer is a decode_error") {
+  const auto bytes = flotilla::encode(sample());
+  for (std::size_t size = 0; size < bytes.size(); ++size) {
+    CAPTURE(size);
+    CHECK_THROWS_AS((void)flotilla::decode<flotilla::parameters<float>>(std::span(bytes).first(size)), decode_error);
+  }
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(std::span(bytes).first(0)),
+                       "truncated input: no bytes to decode", decode_error);
+}
+
+TEST_CASE("a wrong magic number or format version is named") {
+  auto bytes = flotilla::encode(sample());
+  auto wrong_version = bytes;
+  poke<std::uint16_t>(wrong_version, version_at, 7);
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(wrong_version),
+                       "message has format version 7; this build reads version 1", decode_error);
+  auto wrong_magic = bytes;
+  poke<std::uint32_t>(wrong_magic, 1, 0xDEADBEEF);
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(wrong_magic),
+                       "not a Flotilla message: wrong magic number", decode_error);
+}
+
+TEST_CASE("absurd sizes are rejected before anything is allocated") {
+  auto bytes = flotilla::encode(sample());
+  SUBCASE("a tensor count beyond the limit") {
+    poke<std::uint64_t>(bytes, tensor_count_at, std::uint64_t{1} << 40);
+    CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(bytes),
+                         "tensor count is 1,099,511,627,776; the limit is 65,536", decode_error);
+  }
+  SUBCASE("a tensor count the remaining bytes cannot hold") {
+    poke<std::uint64_t>(bytes, tensor_count_at, 60000);
+    CHECK_THROWS_WITH((void)flotilla::decode<flotilla::parameters<float>>(bytes),
+                      doctest::Contains("tensor count is 60,000 but only"));
+  }
+  SUBCASE("dimensions whose product overflows the scalar limit") {
+    // First tensor's first dimension sits after its name (4 + 13 bytes) and rank (8 bytes).
+    poke<std::uint64_t>(bytes, tensor_count_at + 8 + 4 + 13 + 8, std::uint64_t{1} << 62);
+    CHECK_THROWS_WITH((void)flotilla::decode<flotilla::parameters<float>>(bytes),
+                      doctest::Contains("scalars, the limit"));
+  }
+  SUBCASE("a layout larger than the remaining payload") {
+    // A layout of 2^30 scalars (within the default limit) whose payload is absent.
+    poke<std::uint64_t>(bytes, tensor_count_at + 8 + 4 + 13 + 8, std::uint64_t{1} << 29);
+    CHECK_THROWS_WITH((void)flotilla::decode<flotilla::parameters<float>>(bytes),
+                      doctest::Contains("its layout describes"));
+  }
+  SUBCASE("a configured limit smaller than the message") {
+    CHECK_THROWS_WITH((void)flotilla::decode<flotilla::parameters<float>>(bytes, {.max_scalars = 8}),
+                      doctest::Contains("the limit"));
+  }
+  SUBCASE("an overlong name") {
+    CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(bytes, {.max_string = 4}),
+                         "tensor name is 13 bytes long; the limit is 4", decode_error);
+  }
+}
+
+TEST_CASE("scalar width, content type and trailing bytes are checked") {
+  const auto doubles = flotilla::encode(flotilla::parameters<double>(flotilla::tensor_layout({{"w", {2}}})));
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(doubles),
+                       "parameters hold 64-bit scalars; this side expects 32-bit", decode_error);
+  auto extra = flotilla::encode(sample());
+  extra.push_back(std::byte{0});
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(extra),
+                       "1 unexpected bytes after the end of the message", decode_error);
+  const auto parameters_bytes = flotilla::encode(sample());
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_task<flotilla::parameters<float>>(parameters_bytes),
+                       "message holds content type 1; expected 2", decode_error);
+}
+
+TEST_CASE("tasks round-trip with their configuration") {
+  flotilla::task<flotilla::parameters<float>> work{
+      .kind = flotilla::task_kind::fit,
+      .round = 12,
+      .parameters = std::make_shared<const flotilla::parameters<float>>(sample()),
+      .config = {.round = 12, .seed = 99, .values = {{"epochs", 2}, {"learning_rate", 0.05}}}};
+  const auto decoded = flotilla::decode_task<flotilla::parameters<float>>(flotilla::encode(work));
+  CHECK(decoded.kind == flotilla::task_kind::fit);
+  CHECK(decoded.round == 12);
+  CHECK(decoded.config.seed == 99);
+  CHECK(decoded.config.values == work.config.values);
+  REQUIRE(decoded.parameters);
+  CHECK(*decoded.parameters == sample());
+}
+
+TEST_CASE("replies round-trip with or without parameters") {
+  flotilla::reply<flotilla::parameters<float>> answer{.learner = 7,
+                                                      .kind = flotilla::task_kind::evaluate,
+                                                      .round = 3,
+                                                      .result = {.examples = -5, .metrics = {{"accuracy", 0.75}}},
+                                                      .parameters = std::nullopt};
+  auto decoded = flotilla::decode_reply<flotilla::parameters<float>>(flotilla::encode(answer));
+  CHECK(decoded.learner == 7);
+  CHECK(decoded.kind == flotilla::task_kind::evaluate);
+  CHECK(decoded.round == 3);
+  CHECK(decoded.result.examples == -5);  // carried as is: the coordinator rejects it, not the codec
+  CHECK(decoded.result.metrics == answer.result.metrics);
+  CHECK_FALSE(decoded.parameters);
+  answer.parameters = sample();
+  decoded = flotilla::decode_reply<flotilla::parameters<float>>(flotilla::encode(answer));
+  REQUIRE(decoded.parameters);
+  CHECK(*decoded.parameters == sample());
+}
+
+TEST_CASE("an unknown task kind and repeated metric names are rejected") {
+  flotilla::reply<flotilla::parameters<float>> answer{.learner = 1, .kind = flotilla::task_kind::fit, .round = 1,
+                                                      .result = {.examples = 1, .metrics = {{"a", 1.0}, {"b", 2.0}}},
+                                                      .parameters = std::nullopt};
+  auto bytes = flotilla::encode(answer);
+  auto bad_kind = bytes;
+  bad_kind[1 + 4 + 2 + 1 + 8] = std::byte{9};  // after the envelope and the learner id
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_reply<flotilla::parameters<float>>(bad_kind), "unknown task kind 9",
+                       decode_error);
+  // Rename metric "b" to "a": the second key's single character follows its length.
+  auto repeated = bytes;
+  for (std::size_t i = 0; i + 1 < repeated.size(); ++i)
+    if (repeated[i] == std::byte{'b'}) repeated[i] = std::byte{'a'};
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_reply<flotilla::parameters<float>>(repeated),
+                       "metric count repeats a key", decode_error);
+}
