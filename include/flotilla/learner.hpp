@@ -35,7 +35,9 @@ class learner {
   using data_type = Data;
   using parameters_type = parameters_of_t<M>;
 
-  learner(learner_id id, M model, Data training, std::optional<Data> evaluation = std::nullopt)
+  learner(learner_id id, M model, Data training)
+      : id_(id), model_(std::move(model)), training_(std::move(training)) {}
+  learner(learner_id id, M model, Data training, Data evaluation)
       : id_(id), model_(std::move(model)), training_(std::move(training)), evaluation_(std::move(evaluation)) {}
 
   [[nodiscard]] learner_id id() const { return id_; }
