@@ -1,0 +1,26 @@
+#pragma once
+// Side-by-side timing: the best of several repetitions, and one machine-readable line per
+// measurement, because a shared machine is noisy and only ratios from one run mean anything.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+namespace bench {
+
+template <class F>
+double best_seconds(int repetitions, F&& work) {
+  double best = 1e300;
+  for (int i = 0; i < repetitions; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+inline void report(const char* name, double value, const char* unit, const char* baseline, double baseline_value) {
+  std::printf("name=%s value=%.4g unit=%s baseline=%s ratio=%.3f\n", name, value, unit, baseline, value / baseline_value);
+}
+
+}  // namespace bench
