@@ -54,13 +54,13 @@ TEST_CASE("an evaluate task evaluates the given parameters on the local evaluati
 
 TEST_CASE("a learner refuses work it cannot do") {
   flotilla::learner<counting_model, int> no_evaluation_data(3, {}, 25);
-  CHECK_THROWS_WITH(no_evaluation_data.handle(make_task(flotilla::task_kind::evaluate)),
+  CHECK_THROWS_WITH((void)no_evaluation_data.handle(make_task(flotilla::task_kind::evaluate)),
                     "learner 3 has no evaluation data");
   flotilla::learner<archetypes::trainable_model, archetypes::dataset> cannot_evaluate(5, {}, {}, archetypes::dataset{});
-  CHECK_THROWS_WITH(cannot_evaluate.handle(
+  CHECK_THROWS_WITH((void)cannot_evaluate.handle(
                         {flotilla::task_kind::evaluate, 1, std::make_shared<const archetypes::parameter_set>(), {}}),
                     "the model of learner 5 cannot evaluate");
   auto empty = make_task(flotilla::task_kind::fit);
   empty.parameters.reset();
-  CHECK_THROWS_WITH(no_evaluation_data.handle(empty), "task for round 4 carries no parameters");
+  CHECK_THROWS_WITH((void)no_evaluation_data.handle(empty), "task for round 4 carries no parameters");
 }

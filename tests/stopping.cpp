@@ -64,7 +64,8 @@ TEST_CASE("when_no_improvement honours min_delta and lower-is-better") {
   CHECK_FALSE(stop(with_accuracy({0.5, 0.56})));
   const auto loss = flotilla::stop::when_no_improvement("fit.loss", 1, flotilla::better::lower);
   CHECK_FALSE(loss(with_accuracy({0, 0, 0})));  // loss keeps falling
-  CHECK_THROWS_AS(flotilla::stop::when_no_improvement("loss", 0, flotilla::better::lower), flotilla::configuration_error);
+  CHECK_THROWS_AS((void)flotilla::stop::when_no_improvement("loss", 0, flotilla::better::lower),
+                  flotilla::configuration_error);
 }
 
 TEST_CASE("criteria compose with || and the first that fires names the reason") {

@@ -1,19 +1,19 @@
 #pragma once
 // The binary wire form of parameters and messages, through cereal's portable binary archives.
 //
-// Every encoded buffer starts with an envelope: magic "FLTL", a format version and what the
-// buffer holds. The scalar payload of a parameter set goes through as one binary block. Input
+// Every encoded buffer starts (after cereal's one endianness byte) with an envelope: magic
+// "FLTL", a format version and what the buffer holds. The scalar payload of a parameter set goes through as one binary block. Input
 // is untrusted: every length prefix is checked against the configured limits and against the
 // bytes actually left before anything is allocated, and every failure is a `decode_error`.
 
 #include <cereal/archives/portable_binary.hpp>
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <istream>
-#include <limits>
+#include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -267,52 +267,74 @@ auto translating_cereal_errors(F&& decode) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Writes the envelope and then `body(writer)`; `payload_bytes` sizes the buffer once.
+template <class Body>
+std::vector<std::byte> encode_message(wire_content content, std::size_t payload_bytes, Body body) {
+  std::vector<std::byte> bytes;
+  bytes.reserve(payload_bytes + 512);
+  wire_writer out(bytes);
+  write_envelope(out, content);
+  body(out);
+  return bytes;
+}
+
+// Checks the envelope, reads with `body(reader)`, and insists every byte was used.
+template <class Body>
+auto decode_message(std::span<const std::byte> bytes, const decode_limits& limits, wire_content content, Body body) {
+  return translating_cereal_errors([&] {
+    wire_reader in(bytes, limits);
+    read_envelope(in, content);
+    auto decoded = body(in);
+    in.expect_end();
+    return decoded;
+  });
+}
+
+template <ParameterSet P>
+std::size_t payload_bytes(const std::shared_ptr<const P>& params) {
+  return params ? params->values().size_bytes() : 0;
+}
+template <ParameterSet P>
+std::size_t payload_bytes(const std::optional<P>& params) {
+  return params ? params->values().size_bytes() : 0;
+}
+
+}  // namespace detail
+
 /// Encodes a parameter set (envelope, layout, one block of scalars).
 template <class P>
 [[nodiscard]] std::vector<std::byte> encode(const P& params) requires requires { wire_codec<P>{}; }
 {
-  std::vector<std::byte> bytes;
-  bytes.reserve(params.values().size_bytes() + 256);
-  wire_writer out(bytes);
-  detail::write_envelope(out, wire_content::parameters);
-  wire_codec<P>::write(out, params);
-  return bytes;
+  return detail::encode_message(wire_content::parameters, params.values().size_bytes(),
+                                [&](wire_writer& out) { wire_codec<P>::write(out, params); });
 }
 
 /// Decodes a parameter set. @throws decode_error on any malformed, truncated or oversized input.
 template <class P>
 [[nodiscard]] P decode(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
-  return detail::translating_cereal_errors([&] {
-    wire_reader in(bytes, limits);
-    detail::read_envelope(in, wire_content::parameters);
-    P params = wire_codec<P>::read(in);
-    in.expect_end();
-    return params;
-  });
+  return detail::decode_message(bytes, limits, wire_content::parameters,
+                                [](wire_reader& in) { return wire_codec<P>::read(in); });
 }
 
 /// Encodes a task once; the same bytes serve every recipient.
 template <ParameterSet P>
 [[nodiscard]] std::vector<std::byte> encode(const task<P>& work) {
-  std::vector<std::byte> bytes;
-  bytes.reserve((work.parameters ? work.parameters->values().size_bytes() : 0) + 512);
-  wire_writer out(bytes);
-  detail::write_envelope(out, wire_content::task);
-  out.write(static_cast<std::uint8_t>(work.kind));
-  out.write(work.round);
-  out.write(work.config.round);
-  out.write(work.config.seed);
-  detail::write_map(out, work.config.values);
-  out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
-  if (work.parameters) wire_codec<P>::write(out, *work.parameters);
-  return bytes;
+  return detail::encode_message(wire_content::task, detail::payload_bytes(work.parameters), [&](wire_writer& out) {
+    out.write(static_cast<std::uint8_t>(work.kind));
+    out.write(work.round);
+    out.write(work.config.round);
+    out.write(work.config.seed);
+    detail::write_map(out, work.config.values);
+    out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
+    if (work.parameters) wire_codec<P>::write(out, *work.parameters);
+  });
 }
 
 template <ParameterSet P>
 [[nodiscard]] task<P> decode_task(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
-  return detail::translating_cereal_errors([&] {
-    wire_reader in(bytes, limits);
-    detail::read_envelope(in, wire_content::task);
+  return detail::decode_message(bytes, limits, wire_content::task, [](wire_reader& in) {
     task<P> work;
     work.kind = detail::read_kind(in);
     work.round = in.read<std::uint64_t>("round");
@@ -321,32 +343,26 @@ template <ParameterSet P>
     work.config.values = detail::read_map(in, "config entry count");
     if (in.read<std::uint8_t>("parameters flag") != 0)
       work.parameters = std::make_shared<const P>(wire_codec<P>::read(in));
-    in.expect_end();
     return work;
   });
 }
 
 template <ParameterSet P>
 [[nodiscard]] std::vector<std::byte> encode(const reply<P>& answer) {
-  std::vector<std::byte> bytes;
-  bytes.reserve((answer.parameters ? answer.parameters->values().size_bytes() : 0) + 512);
-  wire_writer out(bytes);
-  detail::write_envelope(out, wire_content::reply);
-  out.write(answer.learner);
-  out.write(static_cast<std::uint8_t>(answer.kind));
-  out.write(answer.round);
-  out.write(answer.result.examples);
-  detail::write_map(out, answer.result.metrics);
-  out.write(static_cast<std::uint8_t>(answer.parameters ? 1 : 0));
-  if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
-  return bytes;
+  return detail::encode_message(wire_content::reply, detail::payload_bytes(answer.parameters), [&](wire_writer& out) {
+    out.write(answer.learner);
+    out.write(static_cast<std::uint8_t>(answer.kind));
+    out.write(answer.round);
+    out.write(answer.result.examples);
+    detail::write_map(out, answer.result.metrics);
+    out.write(static_cast<std::uint8_t>(answer.parameters ? 1 : 0));
+    if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
+  });
 }
 
 template <ParameterSet P>
 [[nodiscard]] reply<P> decode_reply(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
-  return detail::translating_cereal_errors([&] {
-    wire_reader in(bytes, limits);
-    detail::read_envelope(in, wire_content::reply);
+  return detail::decode_message(bytes, limits, wire_content::reply, [](wire_reader& in) {
     reply<P> answer;
     answer.learner = in.read<learner_id>("learner id");
     answer.kind = detail::read_kind(in);
@@ -354,7 +370,6 @@ template <ParameterSet P>
     answer.result.examples = in.read<std::int64_t>("example count");
     answer.result.metrics = detail::read_map(in, "metric count");
     if (in.read<std::uint8_t>("parameters flag") != 0) answer.parameters = wire_codec<P>::read(in);
-    in.expect_end();
     return answer;
   });
 }
