@@ -5,6 +5,7 @@
 #include "flotilla/aggregators/mean.hpp"
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/learner.hpp"
 #include "flotilla/concepts/model.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/concepts/transport.hpp"

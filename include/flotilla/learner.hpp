@@ -1,26 +1,17 @@
 #pragma once
 // The learner: holds a model and its own data, trains only on that data, and answers tasks.
 
-#include <concepts>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "flotilla/concepts/learner.hpp"
 #include "flotilla/concepts/model.hpp"
 #include "flotilla/messages.hpp"
 #include "flotilla/random.hpp"
 
 namespace flotilla {
-
-/// What a transport needs of a learner it hosts in process: an id and a way to answer a task.
-/// `flotilla::learner` models it; so can a user type with different local logic.
-template <class L>
-concept Learner = ParameterSet<typename L::parameters_type> &&
-    requires(L& l, const L& cl, const task<typename L::parameters_type>& work) {
-      { cl.id() } -> std::same_as<learner_id>;
-      { l.handle(work) } -> std::same_as<reply<typename L::parameters_type>>;
-    };
 
 /// @brief A model plus its local training data and, optionally, local evaluation data.
 ///

@@ -44,8 +44,12 @@ TEST_CASE("fit_config values override the model's own settings") {
   model m(1, {.learning_rate = 0.1, .epochs = 1, .batch_size = 0});
   m.fit(two_points(), {.round = 1, .seed = 0, .values = {{"learning_rate", 0.2}}});
   CHECK(m.parameters().values("weight")[0] == doctest::Approx(2.6));
-  CHECK_THROWS_AS(m.fit(two_points(), {.round = 1, .seed = 0, .values = {{"learning_rate", -1}}}),
-                  flotilla::configuration_error);
+  CHECK_THROWS_WITH_AS(m.fit(two_points(), {.round = 1, .seed = 0, .values = {{"learning_rate", -1}}}),
+                       "learning_rate must be positive; got -1.000000", flotilla::configuration_error);
+  CHECK_THROWS_WITH_AS(m.fit(two_points(), {.round = 1, .seed = 0, .values = {{"epochs", 1.5}}}),
+                       "epochs must be a whole number >= 0; got 1.500000", flotilla::configuration_error);
+  CHECK_THROWS_WITH_AS(m.fit(two_points(), {.round = 1, .seed = 0, .values = {{"batch_size", -2}}}),
+                       "batch_size must be a whole number >= 0; got -2.000000", flotilla::configuration_error);
 }
 
 TEST_CASE("mismatched data and parameters are refused") {

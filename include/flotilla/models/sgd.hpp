@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <numeric>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "flotilla/concepts/model.hpp"
@@ -20,11 +21,18 @@ struct sgd_options {
   std::size_t batch_size = 32;  ///< 0 means the whole local dataset (full-batch gradient descent)
 
   /// These options with "learning_rate", "epochs" and "batch_size" from `config` where set.
+  /// @throws configuration_error for a rate that is not positive or counts that are not whole.
   [[nodiscard]] sgd_options with(const fit_config& config) const {
-    sgd_options out{config.get("learning_rate", learning_rate),
-                    static_cast<std::size_t>(config.get("epochs", static_cast<double>(epochs))),
-                    static_cast<std::size_t>(config.get("batch_size", static_cast<double>(batch_size)))};
-    if (!(out.learning_rate > 0)) throw configuration_error("learning_rate must be positive");
+    const auto count = [&](const char* key, std::size_t fallback) {
+      const double value = config.get(key, static_cast<double>(fallback));
+      if (!(value >= 0 && value < 1e15) || value != static_cast<double>(static_cast<std::size_t>(value)))
+        throw configuration_error(std::string(key) + " must be a whole number >= 0; got " + std::to_string(value));
+      return static_cast<std::size_t>(value);
+    };
+    sgd_options out{config.get("learning_rate", learning_rate), count("epochs", epochs),
+                    count("batch_size", batch_size)};
+    if (!(out.learning_rate > 0))
+      throw configuration_error("learning_rate must be positive; got " + std::to_string(out.learning_rate));
     return out;
   }
 };
