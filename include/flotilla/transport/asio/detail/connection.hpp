@@ -1,0 +1,175 @@
+#pragma once
+// One framed connection over a plain or TLS stream, shared by the aggregator and learner sides:
+// a queue of outgoing frames drained by one writer coroutine, frame reading in chunks with
+// liveness tracking, heartbeats, and closing with a reason. Everything runs on one io_context
+// thread, so no member needs a lock.
+
+#include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/read.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "flotilla/transport/asio/frame.hpp"
+#include "flotilla/transport/asio/protocol.hpp"
+
+namespace flotilla::tcp::detail {
+
+using clock = std::chrono::steady_clock;
+
+/// A frame as read: its header and its checked payload.
+struct incoming_frame {
+  frame_header header;
+  std::vector<std::byte> payload;
+};
+
+template <class Stream>
+class connection : public std::enable_shared_from_this<connection<Stream>> {
+ public:
+  using on_close_function = std::function<void(const std::string& reason)>;
+
+  connection(Stream stream, std::string peer)
+      : stream_(std::move(stream)), wake_(stream_.get_executor()), peer_(std::move(peer)) {
+    wake_.expires_at(clock::time_point::max());
+  }
+
+  Stream& stream() { return stream_; }
+  [[nodiscard]] const std::string& peer() const { return peer_; }
+  [[nodiscard]] bool is_open() const { return open_; }
+  [[nodiscard]] bool idle_writer() const { return queue_.empty() && !writing_; }
+
+  /// Called once, with the reason, when the connection closes for any cause.
+  void on_close(on_close_function handler) { on_close_ = std::move(handler); }
+
+  /// Queues a frame; the writer sends frames in order.
+  void send(outgoing_frame frame) {
+    if (!open_) return;
+    queue_.push_back(std::move(frame));
+    wake_.cancel();
+  }
+
+  /// Closes the socket (cancelling pending reads and writes) and reports the reason once.
+  void close(const std::string& reason) {
+    if (!open_) return;
+    open_ = false;
+    std::error_code ignored;
+    stream_.lowest_layer().shutdown(asio::socket_base::shutdown_both, ignored);
+    stream_.lowest_layer().close(ignored);
+    wake_.cancel();
+    if (on_close_) {
+      auto handler = std::move(on_close_);
+      handler(reason);
+    }
+  }
+
+  /// Reads one whole frame, checking the header before allocating and the checksum after.
+  /// The payload arrives in chunks, each counting as a sign of life.
+  asio::awaitable<incoming_frame> read_frame(std::uint64_t max_payload) {
+    std::array<std::byte, header_size> header_bytes{};
+    co_await asio::async_read(stream_, asio::buffer(header_bytes), asio::use_awaitable);
+    last_received_ = clock::now();
+    incoming_frame frame{decode_header(header_bytes, max_payload), {}};
+    frame.payload.resize(static_cast<std::size_t>(frame.header.payload_size));
+    constexpr std::size_t chunk = std::size_t{4} << 20;
+    for (std::size_t offset = 0; offset < frame.payload.size();) {
+      const auto size = std::min(chunk, frame.payload.size() - offset);
+      co_await asio::async_read(stream_, asio::buffer(frame.payload.data() + offset, size), asio::use_awaitable);
+      offset += size;
+      last_received_ = clock::now();
+    }
+    verify_payload(frame.header, frame.payload);
+    co_return frame;
+  }
+
+  /// Sends queued frames until the connection closes. Header and payload go out as one gathered
+  /// write, straight from the (possibly shared) payload buffer.
+  asio::awaitable<void> write_loop() {
+    auto self = this->shared_from_this();
+    try {
+      while (open_) {
+        if (queue_.empty()) {
+          std::error_code ec;
+          co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          continue;
+        }
+        writing_ = true;
+        const outgoing_frame frame = std::move(queue_.front());
+        queue_.pop_front();
+        std::array<asio::const_buffer, 2> buffers{
+            asio::buffer(frame.header),
+            frame.payload ? asio::buffer(*frame.payload) : asio::const_buffer()};
+        co_await asio::async_write(stream_, buffers, asio::use_awaitable);
+        writing_ = false;
+      }
+    } catch (const std::system_error& error) {
+      writing_ = false;
+      close("write failed: " + error.code().message());
+    }
+  }
+
+  /// Sends a heartbeat every `interval` and closes the connection when nothing has arrived for
+  /// `timeout` (a dead or silent peer).
+  asio::awaitable<void> heartbeat_loop(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+    auto self = this->shared_from_this();
+    asio::steady_timer timer(stream_.get_executor());
+    last_received_ = clock::now();
+    while (open_) {
+      timer.expires_after(interval);
+      std::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (!open_) break;
+      if (clock::now() - last_received_ > timeout) {
+        close("no frame for " + std::to_string(timeout.count()) + " ms (heartbeat timeout)");
+        break;
+      }
+      if (queue_.empty()) send(make_frame(frame_type::heartbeat, 0));
+    }
+  }
+
+  /// Starts the writer and the heartbeat on the connection's executor.
+  void start(std::chrono::milliseconds heartbeat_interval, std::chrono::milliseconds heartbeat_timeout) {
+    auto self = this->shared_from_this();
+    asio::co_spawn(stream_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
+    asio::co_spawn(stream_.get_executor(),
+                   [self, heartbeat_interval, heartbeat_timeout] {
+                     return self->heartbeat_loop(heartbeat_interval, heartbeat_timeout);
+                   },
+                   asio::detached);
+  }
+
+ private:
+  Stream stream_;
+  asio::steady_timer wake_;
+  std::string peer_;
+  std::deque<outgoing_frame> queue_;
+  bool open_ = true;
+  bool writing_ = false;
+  clock::time_point last_received_ = clock::now();
+  on_close_function on_close_;
+};
+
+/// "127.0.0.1:40312", or "unknown peer" once the socket is gone.
+template <class Socket>
+std::string describe_peer(const Socket& socket) {
+  std::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "unknown peer";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+}  // namespace flotilla::tcp::detail

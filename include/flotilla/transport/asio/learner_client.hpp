@@ -1,0 +1,233 @@
+#pragma once
+// The learner side of the TCP transport: dials the aggregator, registers, answers tasks, and
+// reconnects with exponential backoff whenever the connection drops (an aggregator restart
+// included) until the aggregator says goodbye, refuses it, or stop() is called. Training runs on
+// its own thread, so heartbeats keep flowing while the model trains.
+
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/host_name_verification.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <openssl/ssl.h>  // SSL_set_tlsext_host_name: server name indication
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "flotilla/concepts/learner.hpp"
+#include "flotilla/messages.hpp"
+#include "flotilla/serialization.hpp"
+#include "flotilla/transport/asio/detail/connection.hpp"
+#include "flotilla/transport/asio/frame.hpp"
+#include "flotilla/transport/asio/protocol.hpp"
+#include "flotilla/transport/asio/server_transport.hpp"  // log_function, log_to_stderr
+
+namespace flotilla::tcp {
+
+struct client_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::string token;                                   ///< sent in the hello; empty if none is needed
+  std::uint64_t max_payload = std::uint64_t{1} << 32;  ///< largest task payload accepted, in bytes
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{5000};
+  std::chrono::milliseconds first_backoff{100};  ///< wait after the first failed attempt, doubled each time
+  std::chrono::milliseconds max_backoff{5000};
+  std::shared_ptr<asio::ssl::context> tls;  ///< null: plain TCP (see make_learner_tls)
+  std::string tls_server_name;              ///< name the aggregator's certificate must carry (default: host)
+  log_function log = log_to_stderr;
+};
+
+/// How a learner client's run ended.
+enum class client_exit : std::uint8_t {
+  goodbye,  ///< the aggregator ended the run
+  refused,  ///< the aggregator refused this learner (unknown id, wrong token)
+  stopped,  ///< stop() was called
+};
+
+/// @brief Serves one `Learner` to a remote aggregator until the run ends.
+template <Learner L>
+class learner_client {
+ public:
+  using parameters_type = typename L::parameters_type;
+
+  learner_client(L& learner, client_options options) : learner_(learner), options_(std::move(options)) {
+    if (!options_.log) options_.log = [](const std::string&) {};
+    if (options_.tls_server_name.empty()) options_.tls_server_name = options_.host;
+  }
+  learner_client(const learner_client&) = delete;
+  learner_client& operator=(const learner_client&) = delete;
+  ~learner_client() {
+    if (worker_.joinable()) worker_.join();
+  }
+
+  /// Connects, serves tasks and reconnects until the run ends; returns why it ended.
+  client_exit run() {
+    asio::co_spawn(io_, session_loop(), asio::detached);
+    io_.run();
+    if (worker_.joinable()) worker_.join();
+    return exit_;
+  }
+
+  /// Ends run() from another thread.
+  void stop() {
+    asio::post(io_, [this] { finish(client_exit::stopped, "stopped"); });
+  }
+
+ private:
+  using plain_stream = asio::ip::tcp::socket;
+  using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
+
+  asio::awaitable<void> session_loop() {
+    auto backoff = options_.first_backoff;
+    while (!finished_) {
+      bool registered = false;
+      try {
+        asio::ip::tcp::resolver resolver(io_);
+        const auto endpoints = co_await resolver.async_resolve(options_.host, std::to_string(options_.port),
+                                                               asio::use_awaitable);
+        asio::ip::tcp::socket socket(io_);
+        co_await asio::async_connect(socket, endpoints, asio::use_awaitable);
+        socket.set_option(asio::ip::tcp::no_delay(true));
+        auto peer = detail::describe_peer(socket);
+        if (options_.tls) {
+          tls_stream stream(std::move(socket), *options_.tls);
+          SSL_set_tlsext_host_name(stream.native_handle(), options_.tls_server_name.c_str());
+          stream.set_verify_callback(asio::ssl::host_name_verification(options_.tls_server_name));
+          co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+          registered = co_await serve(std::make_shared<detail::connection<tls_stream>>(std::move(stream), peer));
+        } else {
+          registered = co_await serve(std::make_shared<detail::connection<plain_stream>>(std::move(socket), peer));
+        }
+      } catch (const std::exception& error) {
+        if (!finished_) options_.log("learner " + std::to_string(learner_.id()) + ": " + describe(error));
+      }
+      if (finished_) break;
+      if (registered) backoff = options_.first_backoff;  // a working connection resets the backoff
+      options_.log("learner " + std::to_string(learner_.id()) + ": reconnecting in " +
+                   std::to_string(backoff.count()) + " ms");
+      backoff_timer_.expires_after(backoff);
+      std::error_code ec;
+      co_await backoff_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+
+  /// One connection: hello, then tasks until it closes. Returns whether registration succeeded.
+  template <class Stream>
+  asio::awaitable<bool> serve(std::shared_ptr<detail::connection<Stream>> connection) {
+    const auto greeting = make_frame(frame_type::hello, 0, encode_hello({learner_.id(), options_.token}));
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(greeting.header), asio::buffer(*greeting.payload)};
+    co_await asio::async_write(connection->stream(), buffers, asio::use_awaitable);
+    auto answer = co_await connection->read_frame(8192);
+    if (answer.header.type == frame_type::refusal) {
+      const auto reason = decode_reason(answer.payload).second;
+      finish(client_exit::refused, "refused by the aggregator: " + reason);
+      co_return false;
+    }
+    if (answer.header.type != frame_type::welcome)
+      throw protocol_error(std::string(to_string(answer.header.type)) + " frame out of place: expected welcome");
+    options_.log("learner " + std::to_string(learner_.id()) + ": registered with " + connection->peer());
+    close_current_ = [connection](const std::string& reason) { connection->close(reason); };
+    send_current_ = [connection](outgoing_frame frame) { connection->send(std::move(frame)); };
+    connection->on_close([this](const std::string& reason) {
+      options_.log("learner " + std::to_string(learner_.id()) + ": connection closed: " + reason);
+      send_current_ = nullptr;
+      close_current_ = nullptr;
+    });
+    connection->start(options_.heartbeat_interval, options_.heartbeat_timeout);
+    try {
+      while (!finished_) {
+        auto frame = co_await connection->read_frame(options_.max_payload);
+        switch (frame.header.type) {
+          case frame_type::heartbeat: break;
+          case frame_type::goodbye: finish(client_exit::goodbye, "the aggregator ended the run"); break;
+          case frame_type::task: start_task(frame); break;
+          default:
+            throw protocol_error(std::string(to_string(frame.header.type)) + " frame out of place from the aggregator");
+        }
+      }
+    } catch (const protocol_error& error) {
+      connection->close(std::string("protocol error: ") + error.what());
+    } catch (const std::system_error& error) {
+      connection->close(error.code() == asio::error::eof ? std::string("the aggregator closed the connection")
+                                                         : "connection lost: " + error.code().message());
+    }
+    co_return true;
+  }
+
+  /// Decodes a task and trains on the worker thread; the reply is queued when training ends.
+  void start_task(const detail::incoming_frame& frame) {
+    task<parameters_type> work = [&] {
+      try {
+        return decode_task<parameters_type>(frame.payload);
+      } catch (const decode_error& error) {
+        throw protocol_error(std::string("task payload does not decode: ") + error.what());
+      }
+    }();
+    if (busy_) {
+      send_current_(make_frame(frame_type::failure, work.round,
+                               encode_reason(work.kind, "learner is still busy with an earlier task")));
+      return;
+    }
+    busy_ = true;
+    if (worker_.joinable()) worker_.join();
+    worker_ = std::thread([this, work = std::move(work)] {
+      outgoing_frame answer;
+      try {
+        answer = make_frame(frame_type::reply, work.round,
+                            std::make_shared<const std::vector<std::byte>>(encode(learner_.handle(work))));
+      } catch (const std::exception& error) {
+        answer = make_frame(frame_type::failure, work.round, encode_reason(work.kind, error.what()));
+      }
+      asio::post(io_, [this, answer = std::move(answer), round = work.round]() mutable {
+        busy_ = false;
+        if (send_current_) send_current_(std::move(answer));
+        else options_.log("learner " + std::to_string(learner_.id()) + ": answer for round " + std::to_string(round) +
+                          " dropped: not connected");
+      });
+    });
+  }
+
+  void finish(client_exit why, const std::string& reason) {
+    if (finished_) return;
+    finished_ = true;
+    exit_ = why;
+    options_.log("learner " + std::to_string(learner_.id()) + ": " + reason);
+    backoff_timer_.cancel();
+    if (close_current_) close_current_(reason);
+  }
+
+  static std::string describe(const std::exception& error) {
+    if (auto* system = dynamic_cast<const std::system_error*>(&error)) return "connection failed: " + system->code().message();
+    return std::string("connection failed: ") + error.what();
+  }
+
+  L& learner_;
+  client_options options_;
+  asio::io_context io_;
+  asio::steady_timer backoff_timer_{io_};
+  bool finished_ = false;  // io thread only
+  bool busy_ = false;      // io thread only
+  client_exit exit_ = client_exit::stopped;
+  std::function<void(outgoing_frame)> send_current_;
+  std::function<void(const std::string&)> close_current_;
+  std::thread worker_;
+};
+
+}  // namespace flotilla::tcp
