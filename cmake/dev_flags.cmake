@@ -4,7 +4,10 @@ add_library(flotilla_dev_flags INTERFACE)
 target_compile_options(flotilla_dev_flags INTERFACE
   # -Wno-missing-field-initializers: designated initializers leave fields at their defaults on purpose.
   $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Werror
-                                  -Wno-missing-field-initializers>)
+                                  -Wno-missing-field-initializers>
+  # GCC 12 false positives: maybe-uninitialized on std::optional and std::map members at -O2, and
+  # mismatched-new-delete on Asio's coroutine frames (which pair their own new and delete).
+  $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized -Wno-mismatched-new-delete>)
 if(FLOTILLA_SANITIZE)
   target_compile_options(flotilla_dev_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
                                                       -fno-sanitize-recover=all)

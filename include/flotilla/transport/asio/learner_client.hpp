@@ -166,7 +166,7 @@ class learner_client {
       connection->close(std::string("protocol error: ") + error.what());
     } catch (const std::system_error& error) {
       connection->close(error.code() == asio::error::eof ? std::string("the aggregator closed the connection")
-                                                         : "connection lost: " + error.code().message());
+                                                         : error.code().message());
     }
     co_return true;
   }

@@ -239,7 +239,7 @@ class server_transport {
       connection->close(std::string("protocol error: ") + error.what());
     } catch (const std::system_error& error) {
       connection->close(error.code() == asio::error::eof ? std::string("peer closed the connection")
-                                                         : "connection lost: " + error.code().message());
+                                                         : error.code().message());
     } catch (const std::exception& error) {
       connection->close(std::string("unexpected error: ") + error.what());
     }
