@@ -210,8 +210,15 @@ class server_transport {
     });
     std::optional<learner_id> id;
     try {
-      if constexpr (std::is_same_v<Stream, tls_stream>)
-        co_await connection->stream().async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+      if constexpr (std::is_same_v<Stream, tls_stream>) {
+        std::error_code ec;
+        co_await connection->stream().async_handshake(asio::ssl::stream_base::server,
+                                                      asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          connection->close("handshake failed: " + ec.message());
+          co_return;
+        }
+      }
       auto first = co_await connection->read_frame(hello_limit);
       if (first.header.type != frame_type::hello)
         throw protocol_error(std::string(to_string(first.header.type)) + " frame out of place: expected hello");
@@ -278,16 +285,19 @@ class server_transport {
     if (close_previous) close_previous("replaced by a new connection from the same learner");
     options_.log("learner " + std::to_string(id) + " registered from " + connection->peer());
     connection->on_close([this, id, generation, peer = connection->peer()](const std::string& reason) {
-      options_.log("learner " + std::to_string(id) + " (" + peer + ") disconnected: " + reason);
-      std::lock_guard lock(mutex_);
-      auto found = members_.find(id);
-      if (found == members_.end() || found->second.generation != generation) return;
-      if (found->second.pending) {
-        const auto& lost = *found->second.pending;
-        inbox_.push_back(failure{id, lost.kind, lost.round, "connection lost: " + reason});
-        ready_.notify_all();
+      {
+        std::lock_guard lock(mutex_);
+        auto found = members_.find(id);
+        if (found != members_.end() && found->second.generation == generation) {
+          if (found->second.pending) {
+            const auto& lost = *found->second.pending;
+            inbox_.push_back(failure{id, lost.kind, lost.round, "connection lost: " + reason});
+            ready_.notify_all();
+          }
+          members_.erase(found);
+        }
       }
-      members_.erase(found);
+      options_.log("learner " + std::to_string(id) + " (" + peer + ") disconnected: " + reason);
     });
     return generation;
   }
