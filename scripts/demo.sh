@@ -1,11 +1,35 @@
 #!/usr/bin/env bash
-# Federated MLP on Fashion-MNIST with 10 in-memory learners: installs what is missing, builds in
-# Release and runs examples/03_fashion_mnist.cpp. Extra arguments go to the demo
-# (e.g. --rounds 40 --learners 20).
+# Federated MLP on Fashion-MNIST: installs what is missing, builds in Release and runs the demo.
+#   ./scripts/demo.sh [--rounds N] [--learners K] [--seconds S]         10 in-memory learners
+#   ./scripts/demo.sh --tcp [--port P] [--rounds N] [--learners K] ...  an aggregator process and
+#                                                                       K learner processes on 127.0.0.1
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 build="$FLOTILLA_ROOT/build/release"
 cmake -S "$FLOTILLA_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --target 03_fashion_mnist -j "$FLOTILLA_JOBS"
-exec "$build/examples/03_fashion_mnist" "$@"
+
+if [ "${1:-}" != "--tcp" ]; then
+  cmake --build "$build" --target 03_fashion_mnist -j "$FLOTILLA_JOBS"
+  exec "$build/examples/03_fashion_mnist" "$@"
+fi
+
+shift
+learners=10
+port=7700
+arguments=("$@")
+for ((i = 0; i < ${#arguments[@]}; i++)); do
+  case "${arguments[$i]}" in
+    --learners) learners="${arguments[$((i + 1))]}" ;;
+    --port) port="${arguments[$((i + 1))]}" ;;
+  esac
+done
+cmake --build "$build" --target tcp_aggregator tcp_learner -j "$FLOTILLA_JOBS"
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+"$build/examples/tcp_aggregator" --address 127.0.0.1 --port "$port" --learners "$learners" "$@" &
+aggregator=$!
+for ((id = 0; id < learners; id++)); do
+  "$build/examples/tcp_learner" --id "$id" --learners "$learners" --port "$port" 2>"$build/learner-$id.log" &
+done
+echo "started $learners learner processes (logs: $build/learner-*.log)"
+wait "$aggregator"

@@ -85,11 +85,10 @@ class coordinator {
   /// Runs one round and returns its record (also appended to the history).
   const round_record& run_round() {
     if (!started_) started_ = deadline_clock::now();
+    wait_for_learners();  // before the round's clock starts: waiting is not the round's work
     const auto round_start = deadline_clock::now();
     round_record record;
     record.round = ++round_;
-
-    wait_for_learners();
     record.selected = select_learners(transport_.available(), options_.selection, engine_);
     if (record.selected.size() < options_.quorum) {
       record.note = "only " + std::to_string(record.selected.size()) + " learners available; the quorum is " +

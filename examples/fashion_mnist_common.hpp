@@ -1,0 +1,68 @@
+#pragma once
+// What the Fashion-MNIST examples share: flags, the model, loading the data, progress lines.
+
+#include <flotilla/data/fashion_mnist.hpp>
+#include <flotilla/flotilla.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace example {
+
+using model = flotilla::mlp<float>;
+using data = model::data_type;
+
+/// "--name value" pairs; exits with status 2 on a flag not in `known`.
+inline std::map<std::string, std::string> parse_flags(int argc, char** argv, std::map<std::string, std::string> known) {
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (!flag.starts_with("--") || !known.contains(flag.substr(2)) || i + 1 >= argc) {
+      std::fprintf(stderr, "unknown flag or missing value: %s\nflags (defaults):", argv[i]);
+      for (const auto& [name, value] : known) std::fprintf(stderr, " --%s (%s)", name.c_str(), value.c_str());
+      std::fprintf(stderr, "\n");
+      std::exit(2);
+    }
+    known[flag.substr(2)] = argv[i + 1];
+  }
+  return known;
+}
+
+/// 784 pixels -> 128 ReLU units -> 10 classes; one local epoch of minibatch SGD per round. Every
+/// process builds the same initial model from the same seed.
+inline model make_model() { return model({784, 128, 10}, {.learning_rate = 0.1, .epochs = 1, .batch_size = 32}, 1); }
+
+/// Loads a split, or exits with status 1 and a message naming the package to install.
+inline data load_or_exit(flotilla::fashion_mnist_split split, const std::string& directory) {
+  try {
+    return flotilla::load_fashion_mnist(split, directory.empty() ? flotilla::fashion_mnist_default_directory
+                                                                 : std::filesystem::path(directory));
+  } catch (const flotilla::data_error& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    std::exit(1);
+  }
+}
+
+/// The training data of learner `index` of `learners`: every process computes the same IID split.
+inline data learner_share(const data& train, std::size_t index, std::size_t learners) {
+  return train.subset(flotilla::partition_iid(train.size(), learners, /*seed=*/7).at(index));
+}
+
+inline void print_round(const flotilla::round_record& r) {
+  std::printf("round %2llu: participants=%zu/%zu loss=%.4f test_accuracy=%.4f seconds=%.1f%s%s\n",
+              static_cast<unsigned long long>(r.round), r.participants.size(), r.selected.size(),
+              r.metric("fit.loss").value_or(NAN), r.metric("central.accuracy").value_or(NAN), r.round_seconds,
+              r.note.empty() ? "" : " ", r.note.c_str());
+  std::fflush(stdout);
+}
+
+inline void print_final(const flotilla::history& history) {
+  const auto accuracy = history.rounds.empty() ? 0.0 : history.rounds.back().metric("central.accuracy").value_or(0.0);
+  std::printf("stopped: %s\n", history.stop_reason.c_str());
+  std::printf("final: rounds=%zu test_accuracy=%.4f\n", history.rounds.size(), accuracy);
+}
+
+}  // namespace example

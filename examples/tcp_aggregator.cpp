@@ -1,0 +1,58 @@
+// The aggregator of a federation over TCP: waits for learners (tcp_learner processes, here or on
+// other machines), runs FedAvg rounds on the Fashion-MNIST MLP and evaluates on the test set.
+//   tcp_aggregator [--address 0.0.0.0] [--port 7700] [--learners 10] [--quorum 0 (= learners - 1)]
+//                  [--rounds 30] [--seconds 170] [--tokens 1=secret,2=other] [--data DIR]
+//                  [--tls-cert server.pem --tls-key server.key [--tls-ca ca.pem (requires learner certificates)]]
+//                  [--history history.json]
+#include <flotilla/transport/asio/server_transport.hpp>
+#include <flotilla/transport/asio/tls.hpp>
+
+#include "fashion_mnist_common.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+int main(int argc, char** argv) {
+  auto flags = example::parse_flags(argc, argv,
+                                    {{"address", "0.0.0.0"}, {"port", "7700"}, {"learners", "10"}, {"quorum", "0"},
+                                     {"rounds", "30"}, {"seconds", "170"}, {"tokens", ""}, {"data", ""},
+                                     {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""}, {"history", ""}});
+  const std::size_t learners = std::stoul(flags["learners"]);
+  const std::size_t quorum = std::stoul(flags["quorum"]) ? std::stoul(flags["quorum"]) : std::max<std::size_t>(1, learners - 1);
+  const auto test = example::load_or_exit(flotilla::fashion_mnist_split::test, flags["data"]);
+
+  flotilla::tcp::server_options options{.address = flags["address"],
+                                        .port = static_cast<std::uint16_t>(std::stoul(flags["port"]))};
+  std::stringstream tokens(flags["tokens"]);  // "1=secret,2=other"
+  for (std::string entry; std::getline(tokens, entry, ',');)
+    if (auto equals = entry.find('='); equals != std::string::npos)
+      options.tokens[std::stoull(entry.substr(0, equals))] = entry.substr(equals + 1);
+  if (!flags["tls-cert"].empty())
+    options.tls = flotilla::tcp::make_server_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]},
+                                                 !flags["tls-ca"].empty());
+  flotilla::tcp::server_transport<example::model::parameters_type> transport(options);
+  std::printf("aggregator listening on %s:%u%s, waiting for %zu learners\n", flags["address"].c_str(), transport.port(),
+              options.tls ? " (TLS)" : "", learners);
+  std::fflush(stdout);
+
+  const auto initial = example::make_model();
+  flotilla::coordinator federation(transport, initial.parameters(),
+                                   {.selection = {.fraction = 1.0, .minimum = learners},
+                                    .quorum = quorum,
+                                    .round_timeout = std::chrono::seconds(60),
+                                    .wait_for_learners = std::chrono::seconds(60),
+                                    .seed = 42});
+  auto evaluator = initial;
+  federation.evaluate_centrally([&](const example::model::parameters_type& global) {
+    evaluator.set_parameters(global);
+    return evaluator.evaluate(test).metrics;
+  });
+  federation.on_round(example::print_round);
+  const auto& history = federation.run(
+      flotilla::stop::after_rounds(std::stoul(flags["rounds"])) ||
+      flotilla::stop::after_time(std::chrono::duration<double>(std::stod(flags["seconds"]))));
+  transport.say_goodbye();
+  example::print_final(history);
+  if (!flags["history"].empty()) std::ofstream(flags["history"]) << history.to_json();
+}

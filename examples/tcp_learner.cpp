@@ -1,0 +1,32 @@
+// A learner of a federation over TCP: holds its own share of Fashion-MNIST, dials the aggregator,
+// trains when asked, reconnects if the aggregator restarts, and exits when the run is over.
+//   tcp_learner --id 0 [--learners 10] [--host 127.0.0.1] [--port 7700] [--token secret] [--data DIR]
+//               [--tls-ca ca.pem [--tls-cert learner.pem --tls-key learner.key] [--server-name localhost]]
+#include <flotilla/transport/asio/learner_client.hpp>
+#include <flotilla/transport/asio/tls.hpp>
+
+#include "fashion_mnist_common.hpp"
+
+int main(int argc, char** argv) {
+  auto flags = example::parse_flags(argc, argv,
+                                    {{"id", "0"}, {"learners", "10"}, {"host", "127.0.0.1"}, {"port", "7700"},
+                                     {"token", ""}, {"data", ""}, {"tls-ca", ""}, {"tls-cert", ""}, {"tls-key", ""},
+                                     {"server-name", ""}});
+  const flotilla::learner_id id = std::stoull(flags["id"]);
+  const auto share = example::learner_share(example::load_or_exit(flotilla::fashion_mnist_split::train, flags["data"]),
+                                            id, std::stoul(flags["learners"]));
+  flotilla::learner<example::model, example::data> learner(id, example::make_model(), share);
+
+  flotilla::tcp::client_options options{.host = flags["host"],
+                                        .port = static_cast<std::uint16_t>(std::stoul(flags["port"])),
+                                        .token = flags["token"],
+                                        .tls_server_name = flags["server-name"]};
+  if (!flags["tls-ca"].empty())
+    options.tls = flotilla::tcp::make_learner_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]});
+  flotilla::tcp::learner_client client(learner, options);
+  switch (client.run()) {
+    case flotilla::tcp::client_exit::goodbye: return 0;
+    case flotilla::tcp::client_exit::refused: return 3;
+    case flotilla::tcp::client_exit::stopped: return 1;
+  }
+}
