@@ -3,7 +3,8 @@
 # root). Sourced by demo.sh and test.sh.
 set -euo pipefail
 
-flotilla_packages=(cmake g++ make libeigen3-dev libcereal-dev doctest-dev zlib1g-dev dataset-fashion-mnist)
+flotilla_packages=(cmake g++ make libeigen3-dev libcereal-dev doctest-dev zlib1g-dev dataset-fashion-mnist
+                   libasio-dev libssl-dev openssl)
 
 flotilla_install_packages() {
   local missing=()

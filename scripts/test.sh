@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs every test twice: an optimized build with assertions, then the same suite under
-# AddressSanitizer + UBSan. Warnings are errors in both. Installs what is missing first.
+# AddressSanitizer + UBSan; then fuzzes the TCP frame decoder for FLOTILLA_FUZZ_SECONDS (60) with
+# clang's libFuzzer. Warnings are errors throughout. Installs what is missing first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+flotilla_install_packages clang libclang-rt-14-dev
 
 run_suite() {  # <build dir> <ctest exclusion regex> <cmake options...>
   local build="$1" exclude="$2"
@@ -19,4 +21,14 @@ run_suite "$FLOTILLA_ROOT/build/tests" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCM
 # Sanitizers; the CMake packaging and compile-fail tests ran above and gain nothing from them.
 run_suite "$FLOTILLA_ROOT/build/sanitize" "^(cmake_|compile_fail_)" -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DFLOTILLA_SANITIZE=ON
+# Fuzzing: the committed corpus seeds it; new inputs go to a scratch directory, not the tree.
+echo "== fuzz: build and run the frame decoder fuzzer"
+fuzz="$FLOTILLA_ROOT/build/fuzz"
+cmake -S "$FLOTILLA_ROOT" -B "$fuzz" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DFLOTILLA_FUZZ=ON -DFLOTILLA_BUILD_TESTS=OFF -DFLOTILLA_BUILD_EXAMPLES=OFF -DFLOTILLA_INSTALL=OFF >/dev/null
+cmake --build "$fuzz" --target frame_fuzzer -j "$FLOTILLA_JOBS"
+rm -rf "$fuzz/new-units" && mkdir -p "$fuzz/new-units"
+"$fuzz/tests/fuzz/frame_fuzzer" -max_total_time="${FLOTILLA_FUZZ_SECONDS:-60}" -print_final_stats=1 \
+  "$fuzz/new-units" "$FLOTILLA_ROOT/tests/fuzz/corpus" 2>"$fuzz/fuzz.log" || { tail -40 "$fuzz/fuzz.log"; exit 1; }
+grep -E "^(Done|stat::number_of_executed_units)" "$fuzz/fuzz.log"
 echo "all test suites passed"

@@ -19,7 +19,7 @@ flotilla::parameters<float> sample() {
 
 // Overwrites bytes [at, at + sizeof value) with value, little-endian as cereal wrote it.
 template <class T>
-void poke(std::vector<std::byte>& bytes, std::size_t at, T value) {
+void poke(flotilla::byte_buffer& bytes, std::size_t at, T value) {
   std::memcpy(bytes.data() + at, &value, sizeof value);
 }
 

@@ -76,6 +76,25 @@ class tensor_layout {
   std::size_t size_ = 0;
 };
 
+/// Tag for constructors that leave values indeterminate, for callers about to overwrite them all
+/// (decoders): it saves a zero-filling pass over a model-sized buffer.
+struct for_overwrite_t {
+  explicit for_overwrite_t() = default;
+};
+inline constexpr for_overwrite_t for_overwrite{};
+
+/// Large parameter and wire buffers freed by this process are kept for reuse: at most `blocks`
+/// blocks of 32 MiB or more, `bytes` in all (defaults: 8 blocks, 2 GiB). A process that hosts
+/// many large models at once (a simulation, a benchmark) may raise it; 0 turns the cache off.
+inline void set_large_buffer_cache(std::size_t blocks, std::size_t bytes) {
+#ifdef FLOTILLA_HAVE_MMAP
+  detail::large_block_cache::instance().limit(blocks, bytes);
+#else
+  (void)blocks;
+  (void)bytes;
+#endif
+}
+
 /// @brief The default `ParameterSet`: a layout shared between copies and one aligned buffer.
 ///
 /// Tensors are Eigen maps into the buffer: a tensor of shape {rows, cols...} is a column-major
@@ -97,7 +116,12 @@ class parameters {
       : parameters(std::make_shared<const tensor_layout>(std::move(layout))) {}
 
   /// All-zero parameters sharing an existing layout (no copy of the names).
-  explicit parameters(std::shared_ptr<const tensor_layout> layout)
+  explicit parameters(std::shared_ptr<const tensor_layout> layout) : parameters(std::move(layout), for_overwrite) {
+    std::ranges::fill(values_, Scalar{0});
+  }
+
+  /// Parameters whose values are indeterminate until written (see for_overwrite_t).
+  parameters(std::shared_ptr<const tensor_layout> layout, for_overwrite_t)
       : layout_(layout ? std::move(layout) : empty_layout()), values_(layout_->size()) {}
 
   [[nodiscard]] const tensor_layout& layout() const { return *layout_; }
@@ -165,7 +189,7 @@ class parameters {
   }
 
   std::shared_ptr<const tensor_layout> layout_;
-  std::vector<Scalar, detail::aligned_allocator<Scalar>> values_;
+  std::vector<Scalar, detail::uninitialized_allocator<Scalar>> values_;
 };
 
 static_assert(ParameterSet<parameters<float>>);

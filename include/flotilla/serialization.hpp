@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "flotilla/concepts/model.hpp"
+#include "flotilla/detail/aligned_allocator.hpp"
 #include "flotilla/detail/byte_streams.hpp"
 #include "flotilla/detail/text.hpp"
 #include "flotilla/errors.hpp"
@@ -36,6 +37,10 @@ inline constexpr std::uint32_t wire_magic = 0x4C544C46;
 /// What an encoded buffer holds, written after the version.
 enum class wire_content : std::uint8_t { parameters = 1, task = 2, reply = 3 };
 
+/// Encoded bytes: cache-aligned, not zero-filled on resize, and recycled when large (see
+/// detail/aligned_allocator.hpp), because wire buffers are as large as the model.
+using byte_buffer = std::vector<std::byte, detail::uninitialized_allocator<std::byte>>;
+
 /// Bounds on what a decoder accepts; input beyond them is rejected before allocation.
 struct decode_limits {
   std::uint64_t max_scalars = std::uint64_t{1} << 32;  ///< scalars in one parameter set
@@ -48,7 +53,7 @@ struct decode_limits {
 /// Appends cereal-encoded values to a byte vector.
 class wire_writer {
  public:
-  explicit wire_writer(std::vector<std::byte>& out) : buffer_(out), stream_(&buffer_), archive_(stream_) {}
+  explicit wire_writer(byte_buffer& out) : buffer_(out), stream_(&buffer_), archive_(stream_) {}
 
   template <class T>
     requires std::is_arithmetic_v<T>
@@ -66,7 +71,7 @@ class wire_writer {
   }
 
  private:
-  detail::vector_output_buffer buffer_;
+  detail::vector_output_buffer<byte_buffer> buffer_;
   std::ostream stream_;
   cereal::PortableBinaryOutputArchive archive_;
 };
@@ -201,7 +206,7 @@ struct wire_codec<parameters<Scalar>> {
         throw decode_error(error.what());
       }
     }();
-    parameters<Scalar> params(std::move(layout));
+    parameters<Scalar> params(std::make_shared<const tensor_layout>(std::move(layout)), for_overwrite);
     in.read_block(params.values(), "parameter values");
     return params;
   }
@@ -271,8 +276,8 @@ namespace detail {
 
 // Writes the envelope and then `body(writer)`; `payload_bytes` sizes the buffer once.
 template <class Body>
-std::vector<std::byte> encode_message(wire_content content, std::size_t payload_bytes, Body body) {
-  std::vector<std::byte> bytes;
+byte_buffer encode_message(wire_content content, std::size_t payload_bytes, Body body) {
+  byte_buffer bytes;
   bytes.reserve(payload_bytes + 512);
   wire_writer out(bytes);
   write_envelope(out, content);
@@ -305,7 +310,7 @@ std::size_t payload_bytes(const std::optional<P>& params) {
 
 /// Encodes a parameter set (envelope, layout, one block of scalars).
 template <class P>
-[[nodiscard]] std::vector<std::byte> encode(const P& params) requires requires { wire_codec<P>{}; }
+[[nodiscard]] byte_buffer encode(const P& params) requires requires { wire_codec<P>{}; }
 {
   return detail::encode_message(wire_content::parameters, params.values().size_bytes(),
                                 [&](wire_writer& out) { wire_codec<P>::write(out, params); });
@@ -320,7 +325,7 @@ template <class P>
 
 /// Encodes a task once; the same bytes serve every recipient.
 template <ParameterSet P>
-[[nodiscard]] std::vector<std::byte> encode(const task<P>& work) {
+[[nodiscard]] byte_buffer encode(const task<P>& work) {
   return detail::encode_message(wire_content::task, detail::payload_bytes(work.parameters), [&](wire_writer& out) {
     out.write(static_cast<std::uint8_t>(work.kind));
     out.write(work.round);
@@ -348,7 +353,7 @@ template <ParameterSet P>
 }
 
 template <ParameterSet P>
-[[nodiscard]] std::vector<std::byte> encode(const reply<P>& answer) {
+[[nodiscard]] byte_buffer encode(const reply<P>& answer) {
   return detail::encode_message(wire_content::reply, detail::payload_bytes(answer.parameters), [&](wire_writer& out) {
     out.write(answer.learner);
     out.write(static_cast<std::uint8_t>(answer.kind));

@@ -33,10 +33,11 @@ class span_input_buffer : public std::streambuf {
   }
 };
 
-/// Appends everything written to a byte vector.
+/// Appends everything written to a byte buffer.
+template <class Buffer>
 class vector_output_buffer : public std::streambuf {
  public:
-  explicit vector_output_buffer(std::vector<std::byte>& out) : out_(out) {}
+  explicit vector_output_buffer(Buffer& out) : out_(out) {}
 
  protected:
   std::streamsize xsputn(const char* data, std::streamsize count) override {
@@ -51,7 +52,7 @@ class vector_output_buffer : public std::streambuf {
   }
 
  private:
-  std::vector<std::byte>& out_;
+  Buffer& out_;
 };
 
 }  // namespace flotilla::detail

@@ -147,13 +147,17 @@ class raw_peer {
     write(frame.header);
     if (frame.payload) write(*frame.payload);
   }
-  flotilla::tcp::detail::incoming_frame read_frame() {
+  struct received {
+    flotilla::tcp::frame_header header;
+    std::vector<std::byte> payload;
+  };
+  received read_frame() {
     std::array<std::byte, flotilla::tcp::header_size> header{};
     asio::read(socket_, asio::buffer(header));
-    flotilla::tcp::detail::incoming_frame frame{flotilla::tcp::decode_header(header, std::uint64_t{1} << 32), {}};
-    frame.payload.resize(frame.header.payload_size);
-    asio::read(socket_, asio::buffer(frame.payload));
-    return frame;
+    received next{flotilla::tcp::decode_header(header, std::uint64_t{1} << 32), {}};
+    next.payload.resize(next.header.payload_size);
+    asio::read(socket_, asio::buffer(next.payload));
+    return next;
   }
   /// Sends a hello and expects a welcome.
   void register_as(flotilla::learner_id id, const std::string& token = "") {
@@ -161,10 +165,10 @@ class raw_peer {
     REQUIRE(read_frame().header.type == flotilla::tcp::frame_type::welcome);
   }
   /// Reads frames, skipping heartbeats, until one of another type arrives.
-  flotilla::tcp::detail::incoming_frame next_non_heartbeat() {
+  received next_non_heartbeat() {
     for (;;) {
-      auto frame = read_frame();
-      if (frame.header.type != flotilla::tcp::frame_type::heartbeat) return frame;
+      auto next = read_frame();
+      if (next.header.type != flotilla::tcp::frame_type::heartbeat) return next;
     }
   }
   /// Closes with a TCP reset instead of an orderly shutdown.

@@ -27,7 +27,7 @@ std::string rejections_of(const flotilla::round_record& record) {
 // A reply frame for `round` carrying `p`, as learner `id` would send it.
 flotilla::tcp::outgoing_frame reply_frame(flotilla::learner_id id, std::uint64_t round, params p) {
   flotilla::reply<params> answer{id, flotilla::task_kind::fit, round, {10, {}}, std::move(p)};
-  return make_frame(frame_type::reply, round, std::make_shared<const std::vector<std::byte>>(flotilla::encode(answer)));
+  return make_frame(frame_type::reply, round, std::make_shared<const flotilla::byte_buffer>(flotilla::encode(answer)));
 }
 
 }  // namespace
@@ -157,7 +157,7 @@ TEST_CASE("bad frames from a registered learner close its connection and fail it
     expected = "9: connection lost: protocol error: welcome frame out of place from a learner";
   }
   SUBCASE("a reply payload that does not decode") {
-    auto bytes = std::make_shared<std::vector<std::byte>>(flotilla::encode(flotilla::reply<params>{
+    auto bytes = std::make_shared<flotilla::byte_buffer>(flotilla::encode(flotilla::reply<params>{
         9, flotilla::task_kind::fit, task.header.round, {10, {}}, *global}));
     (*bytes)[3] = std::byte{0x55};  // inside the envelope's magic number
     peer.write_frame(make_frame(frame_type::reply, task.header.round, bytes));

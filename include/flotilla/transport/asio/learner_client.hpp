@@ -191,7 +191,7 @@ class learner_client {
       outgoing_frame answer;
       try {
         answer = make_frame(frame_type::reply, work.round,
-                            std::make_shared<const std::vector<std::byte>>(encode(learner_.handle(work))));
+                            std::make_shared<const byte_buffer>(encode(learner_.handle(work))));
       } catch (const std::exception& error) {
         answer = make_frame(frame_type::failure, work.round, encode_reason(work.kind, error.what()));
       }

@@ -20,11 +20,11 @@ namespace flotilla::tcp {
 /// (one encoded task goes to every selected learner without a copy).
 struct outgoing_frame {
   std::array<std::byte, header_size> header{};
-  std::shared_ptr<const std::vector<std::byte>> payload;
+  std::shared_ptr<const byte_buffer> payload;
 };
 
 [[nodiscard]] inline outgoing_frame make_frame(frame_type type, std::uint64_t round,
-                                               std::shared_ptr<const std::vector<std::byte>> payload = nullptr) {
+                                               std::shared_ptr<const byte_buffer> payload = nullptr) {
   const std::span<const std::byte> bytes = payload ? std::span<const std::byte>(*payload) : std::span<const std::byte>();
   return {encode_header({type, round, bytes.size(), crc32c(bytes)}), std::move(payload)};
 }
@@ -41,8 +41,8 @@ inline constexpr decode_limits control_limits{.max_scalars = 0, .max_tensors = 0
                                               .max_string = 4096, .max_entries = 0};
 
 template <class Body>
-std::shared_ptr<const std::vector<std::byte>> encode_control(Body body) {
-  auto bytes = std::make_shared<std::vector<std::byte>>();
+std::shared_ptr<const byte_buffer> encode_control(Body body) {
+  auto bytes = std::make_shared<byte_buffer>();
   wire_writer out(*bytes);
   body(out);
   return bytes;
@@ -63,7 +63,7 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
 }
 }  // namespace detail
 
-[[nodiscard]] inline std::shared_ptr<const std::vector<std::byte>> encode_hello(const hello& greeting) {
+[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_hello(const hello& greeting) {
   return detail::encode_control([&](wire_writer& out) {
     out.write(greeting.learner);
     out.write_string(greeting.token);
@@ -80,7 +80,7 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
 }
 
 /// A reason as the payload of a refusal or failure frame; a failure also says which task kind.
-[[nodiscard]] inline std::shared_ptr<const std::vector<std::byte>> encode_reason(task_kind kind, const std::string& reason) {
+[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_reason(task_kind kind, const std::string& reason) {
   return detail::encode_control([&](wire_writer& out) {
     out.write(static_cast<std::uint8_t>(kind));
     out.write_string(reason.size() > 4000 ? reason.substr(0, 4000) : reason);

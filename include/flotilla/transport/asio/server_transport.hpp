@@ -107,7 +107,7 @@ class server_transport {
 
   /// Encodes the task once and queues the same bytes to every listed learner.
   void send(const task<P>& work, std::span<const learner_id> to) {
-    auto frame = make_frame(frame_type::task, work.round, std::make_shared<const std::vector<std::byte>>(encode(work)));
+    auto frame = make_frame(frame_type::task, work.round, std::make_shared<const byte_buffer>(encode(work)));
     std::vector<std::function<void(outgoing_frame)>> senders;
     {
       std::lock_guard lock(mutex_);

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <span>
 #include <functional>
 #include <memory>
 #include <string>
@@ -32,10 +33,11 @@ namespace flotilla::tcp::detail {
 
 using clock = std::chrono::steady_clock;
 
-/// A frame as read: its header and its checked payload.
+/// A frame as read: its header and its checked payload, which lives in the connection's receive
+/// buffer until the next read (decode it before reading again).
 struct incoming_frame {
   frame_header header;
-  std::vector<std::byte> payload;
+  std::span<const std::byte> payload;
 };
 
 template <class Stream>
@@ -78,22 +80,26 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
   /// Reads one whole frame, checking the header before allocating and the checksum after.
-  /// The payload arrives in chunks, each counting as a sign of life.
+  /// The payload arrives in chunks into a buffer reused from frame to frame, each chunk counting
+  /// as a sign of life and extending the checksum while it is still in cache.
   asio::awaitable<incoming_frame> read_frame(std::uint64_t max_payload) {
     std::array<std::byte, header_size> header_bytes{};
     co_await asio::async_read(stream_, asio::buffer(header_bytes), asio::use_awaitable);
     last_received_ = clock::now();
-    incoming_frame frame{decode_header(header_bytes, max_payload), {}};
-    frame.payload.resize(static_cast<std::size_t>(frame.header.payload_size));
-    constexpr std::size_t chunk = std::size_t{4} << 20;
-    for (std::size_t offset = 0; offset < frame.payload.size();) {
-      const auto size = std::min(chunk, frame.payload.size() - offset);
-      co_await asio::async_read(stream_, asio::buffer(frame.payload.data() + offset, size), asio::use_awaitable);
+    const auto header = decode_header(header_bytes, max_payload);
+    receive_buffer_.resize(static_cast<std::size_t>(header.payload_size));
+    constexpr std::size_t chunk = std::size_t{1} << 20;
+    std::uint32_t checksum = 0;
+    for (std::size_t offset = 0; offset < receive_buffer_.size();) {
+      const auto size = std::min(chunk, receive_buffer_.size() - offset);
+      co_await asio::async_read(stream_, asio::buffer(receive_buffer_.data() + offset, size), asio::use_awaitable);
+      checksum = crc32c(std::span(receive_buffer_).subspan(offset, size), checksum);
       offset += size;
       last_received_ = clock::now();
     }
-    verify_payload(frame.header, frame.payload);
-    co_return frame;
+    if (checksum != header.payload_checksum)
+      throw protocol_error(std::string(to_string(header.type)) + " frame payload checksum mismatch");
+    co_return incoming_frame{header, receive_buffer_};
   }
 
   /// Sends queued frames until the connection closes. Header and payload go out as one gathered
@@ -157,6 +163,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   asio::steady_timer wake_;
   std::string peer_;
   std::deque<outgoing_frame> queue_;
+  byte_buffer receive_buffer_;
   bool open_ = true;
   bool writing_ = false;
   clock::time_point last_received_ = clock::now();

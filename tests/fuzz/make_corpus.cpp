@@ -1,0 +1,51 @@
+// Writes the fuzzer's seed corpus: one valid input per frame type and payload decoder.
+// Usage: make_corpus DIRECTORY (the committed corpus lives in tests/fuzz/corpus).
+#include <flotilla/parameters.hpp>
+#include <flotilla/serialization.hpp>
+#include <flotilla/transport/asio/protocol.hpp>
+
+#include <fstream>
+#include <memory>
+#include <string>
+
+namespace {
+using params = flotilla::parameters<float>;
+
+void write(const std::string& path, std::uint8_t mode, const std::vector<std::byte>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.put(static_cast<char>(mode));
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::vector<std::byte> framed(const flotilla::tcp::outgoing_frame& frame) {
+  std::vector<std::byte> bytes(frame.header.begin(), frame.header.end());
+  if (frame.payload) bytes.insert(bytes.end(), frame.payload->begin(), frame.payload->end());
+  return bytes;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  const std::string dir = argv[1];
+  using flotilla::tcp::frame_type;
+  params p(flotilla::tensor_layout({{"w", {2, 3}}, {"b", {2}}}));
+  for (std::size_t i = 0; i < p.size(); ++i) p.values()[i] = float(i) / 4;
+  const auto task = std::make_shared<const flotilla::byte_buffer>(flotilla::encode(flotilla::task<params>{
+      flotilla::task_kind::fit, 3, std::make_shared<const params>(p), {3, 9, {{"epochs", 1}}}}));
+  const auto reply = std::make_shared<const flotilla::byte_buffer>(
+      flotilla::encode(flotilla::reply<params>{4, flotilla::task_kind::fit, 3, {10, {{"loss", 0.5}}}, p}));
+  const auto hello = flotilla::tcp::encode_hello({4, "token"});
+  const auto reason = flotilla::tcp::encode_reason(flotilla::task_kind::evaluate, "out of memory");
+
+  write(dir + "/frame-task", 0, framed(flotilla::tcp::make_frame(frame_type::task, 3, task)));
+  write(dir + "/frame-reply", 0, framed(flotilla::tcp::make_frame(frame_type::reply, 3, reply)));
+  write(dir + "/frame-hello", 0, framed(flotilla::tcp::make_frame(frame_type::hello, 0, hello)));
+  write(dir + "/frame-failure", 0, framed(flotilla::tcp::make_frame(frame_type::failure, 3, reason)));
+  write(dir + "/frame-heartbeat", 0, framed(flotilla::tcp::make_frame(frame_type::heartbeat, 0)));
+  // Odd first byte: 1 + ((mode >> 1) % 8) is the payload decoder's frame type.
+  write(dir + "/payload-hello", 1, *hello);
+  write(dir + "/payload-reason", 5, *reason);
+  write(dir + "/payload-task", 7, *task);
+  write(dir + "/payload-reply", 9, *reply);
+  write(dir + "/payload-parameters", 11, flotilla::encode(p));
+}
