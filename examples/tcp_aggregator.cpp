@@ -36,10 +36,14 @@ int main(int argc, char** argv) {
               options.tls ? " (TLS)" : "", learners);
   std::fflush(stdout);
 
+  if (!transport.wait_for_learners(learners, std::chrono::seconds(60)))
+    std::printf("only %zu of %zu learners registered within 60 s; starting anyway\n", transport.connected().size(),
+                learners);
   const auto initial = example::make_model();
+  // Every registered learner is asked each round; a round needs `quorum` replies within 60 s, and
+  // waits up to 60 s for that many learners to be connected (e.g. after an aggregator restart).
   flotilla::coordinator federation(transport, initial.parameters(),
-                                   {.selection = {.fraction = 1.0, .minimum = learners},
-                                    .quorum = quorum,
+                                   {.quorum = quorum,
                                     .round_timeout = std::chrono::seconds(60),
                                     .wait_for_learners = std::chrono::seconds(60),
                                     .seed = 42});

@@ -35,11 +35,8 @@ TEST_CASE("four learner processes, one killed mid-round: the run completes with 
   std::vector<pid_t> learners;
   for (flotilla::learner_id id = 1; id <= 4; ++id) learners.push_back(spawn_learner(transport.port(), id, 300));
 
-  flotilla::coordinator federation(transport, model(2).parameters(),
-                                   {.selection = {.fraction = 1.0, .minimum = 4},  // wait for all four to start
-                                    .quorum = 3,
-                                    .round_timeout = 10s,
-                                    .wait_for_learners = 20s});
+  REQUIRE(transport.wait_for_learners(4, 20s));  // the first round starts with all four
+  flotilla::coordinator federation(transport, model(2).parameters(), {.quorum = 3, .round_timeout = 10s});
   std::thread killer;
   federation.on_round([&](const flotilla::round_record& r) {
     if (r.round == 2)  // 150 ms into round 3, learner 4 is training: kill it there

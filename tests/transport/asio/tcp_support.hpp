@@ -126,12 +126,7 @@ inline flotilla::tcp::client_options quick_client(std::uint16_t port, captured_l
 
 /// Waits until the server lists `count` registered learners.
 inline bool wait_for_learners(const server& transport, std::size_t count, std::chrono::milliseconds timeout = 5s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (transport.connected().size() < count) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
+  return transport.wait_for_learners(count, timeout);
 }
 
 /// A raw TCP peer that writes whatever bytes a test gives it.

@@ -105,6 +105,17 @@ class server_transport {
     return ids;
   }
 
+  /// Waits until at least `count` learners are registered; false if `timeout` passes first.
+  /// (Before the first round, so that it starts with everyone who was launched.)
+  bool wait_for_learners(std::size_t count, std::chrono::milliseconds timeout) const {
+    const auto until = deadline_clock::now() + timeout;
+    while (connected().size() < count) {
+      if (deadline_clock::now() >= until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+
   /// Encodes the task once and queues the same bytes to every listed learner.
   void send(const task<P>& work, std::span<const learner_id> to) {
     auto frame = make_frame(frame_type::task, work.round, std::make_shared<const byte_buffer>(encode(work)));
