@@ -3,7 +3,6 @@
 // global parameters are shared by pointer with every learner: nothing is copied per learner
 // before it trains, and nothing is serialized.
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "flotilla/concepts/transport.hpp"
+#include "flotilla/detail/inbox.hpp"
 #include "flotilla/detail/thread_pool.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/learner.hpp"
@@ -58,14 +58,12 @@ class in_memory_transport {
       std::lock_guard lock(mutex_);
       auto found = index_.find(id);
       if (found == index_.end()) {
-        inbox_.push_back(failure{id, work.kind, work.round, "no learner with this id in the federation"});
-        ready_.notify_one();
+        inbox_.push(failure{id, work.kind, work.round, "no learner with this id in the federation"});
         continue;
       }
       auto& slot = slots_[found->second];
       if (slot.busy) {
-        inbox_.push_back(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
-        ready_.notify_one();
+        inbox_.push(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
         continue;
       }
       slot.busy = true;
@@ -75,11 +73,7 @@ class in_memory_transport {
   }
 
   [[nodiscard]] std::optional<message<parameters_type>> receive(deadline_clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
-    if (!ready_.wait_until(lock, deadline, [this] { return !inbox_.empty(); })) return std::nullopt;
-    auto next = std::move(inbox_.front());
-    inbox_.pop_front();
-    return next;
+    return inbox_.pop(deadline);
   }
 
   /// The learners, in the order given; read them only while no task is running.
@@ -117,9 +111,8 @@ class in_memory_transport {
     {
       std::lock_guard lock(mutex_);
       target.busy = false;
-      inbox_.push_back(std::move(outcome));
     }
-    ready_.notify_one();
+    inbox_.push(std::move(outcome));
   }
 
   std::unordered_map<learner_id, std::size_t> build_index() const {
@@ -132,9 +125,8 @@ class in_memory_transport {
 
   std::deque<hosted> slots_;
   std::unordered_map<learner_id, std::size_t> index_ = build_index();
-  mutable std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<message<parameters_type>> inbox_;
+  mutable std::mutex mutex_;  // guards the slots' busy flags
+  detail::inbox<message<parameters_type>> inbox_;
   detail::thread_pool pool_;  // last: joined first, while everything its jobs touch still lives
 };
 

@@ -27,11 +27,14 @@ TEST_CASE("CRC32C matches the published check values") {
 }
 
 TEST_CASE("CRC32C continues across chunks, and the portable and hardware paths agree") {
-  std::vector<unsigned char> data(1000);
+  // 100,003 bytes: several triple stripes of the interleaved path, then a ragged tail.
+  std::vector<unsigned char> data(100003);
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<unsigned char>(i * 31 + 7);
   const auto whole = flotilla::tcp::crc32c(bytes_of(data));
-  const auto first = flotilla::tcp::crc32c(bytes_of(data).first(333));
-  CHECK(flotilla::tcp::crc32c(bytes_of(data).subspan(333), first) == whole);
+  for (std::size_t split : {std::size_t{333}, std::size_t{24576}, std::size_t{50001}}) {
+    const auto first = flotilla::tcp::crc32c(bytes_of(data).first(split));
+    CHECK(flotilla::tcp::crc32c(bytes_of(data).subspan(split), first) == whole);
+  }
   CHECK(~flotilla::tcp::detail::crc32c_portable(~0u, data.data(), data.size()) == whole);
 }
 

@@ -98,14 +98,56 @@ inline std::uint32_t crc32c_portable(std::uint32_t state, const unsigned char* d
 }
 
 #ifdef FLOTILLA_HAVE_X86_CRC32C
+// The crc32 instruction has a latency of three cycles but can start one per cycle, so three
+// independent streams over adjacent stripes run about three times faster than one. The stripes'
+// results are joined with the CRC's linearity: crc(A || B) = shift_|B|(crc(A)) xor crc(B), where
+// shifting by a fixed stripe length is a linear map on 32 bits, applied by four byte tables.
+inline constexpr std::size_t crc_stripe = 8192;
+
+inline const std::array<std::array<std::uint32_t, 256>, 4>& crc32c_stripe_shift() {
+  static const auto tables = [] {
+    // Column i: where bit i of the register ends up after `crc_stripe` zero bytes.
+    std::array<std::uint32_t, 32> column{};
+    const auto& table = crc32c_table();
+    for (int bit = 0; bit < 32; ++bit) {
+      std::uint32_t state = std::uint32_t{1} << bit;
+      for (std::size_t i = 0; i < crc_stripe; ++i) state = table[state & 0xFF] ^ (state >> 8);
+      column[static_cast<std::size_t>(bit)] = state;
+    }
+    std::array<std::array<std::uint32_t, 256>, 4> shift{};
+    for (std::size_t part = 0; part < 4; ++part)
+      for (std::uint32_t value = 0; value < 256; ++value)
+        for (int bit = 0; bit < 8; ++bit)
+          if (value & (1u << bit)) shift[part][value] ^= column[8 * part + static_cast<std::size_t>(bit)];
+    return shift;
+  }();
+  return tables;
+}
+
+inline std::uint32_t crc32c_shift_stripe(std::uint32_t state) {
+  const auto& shift = crc32c_stripe_shift();
+  return shift[0][state & 0xFF] ^ shift[1][(state >> 8) & 0xFF] ^ shift[2][(state >> 16) & 0xFF] ^ shift[3][state >> 24];
+}
+
 __attribute__((target("sse4.2"))) inline std::uint32_t crc32c_sse42(std::uint32_t state, const unsigned char* data,
                                                                     std::size_t size) {
-  std::uint64_t wide = state;
-  for (; size >= 8; size -= 8, data += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, data, 8);
-    wide = _mm_crc32_u64(wide, word);
+  const auto word = [](const unsigned char* at) {
+    std::uint64_t value;
+    std::memcpy(&value, at, 8);
+    return value;
+  };
+  for (; size >= 3 * crc_stripe; size -= 3 * crc_stripe, data += 3 * crc_stripe) {
+    std::uint64_t a = state, b = 0, c = 0;
+    for (std::size_t i = 0; i < crc_stripe; i += 8) {
+      a = _mm_crc32_u64(a, word(data + i));
+      b = _mm_crc32_u64(b, word(data + crc_stripe + i));
+      c = _mm_crc32_u64(c, word(data + 2 * crc_stripe + i));
+    }
+    state = crc32c_shift_stripe(crc32c_shift_stripe(static_cast<std::uint32_t>(a)) ^ static_cast<std::uint32_t>(b)) ^
+            static_cast<std::uint32_t>(c);
   }
+  std::uint64_t wide = state;
+  for (; size >= 8; size -= 8, data += 8) wide = _mm_crc32_u64(wide, word(data));
   auto narrow = static_cast<std::uint32_t>(wide);
   for (; size > 0; --size, ++data) narrow = _mm_crc32_u8(narrow, *data);
   return narrow;

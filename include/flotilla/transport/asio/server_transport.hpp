@@ -15,10 +15,8 @@
 #include <asio/use_awaitable.hpp>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
-#include <deque>
 #include <functional>
 #include <future>
 #include <map>
@@ -34,6 +32,7 @@
 
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/transport.hpp"
+#include "flotilla/detail/inbox.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/messages.hpp"
 #include "flotilla/serialization.hpp"
@@ -125,28 +124,21 @@ class server_transport {
       for (auto id : to) {
         auto found = members_.find(id);
         if (found == members_.end()) {
-          inbox_.push_back(failure{id, work.kind, work.round, "learner is not connected"});
+          inbox_.push(failure{id, work.kind, work.round, "learner is not connected"});
         } else if (found->second.pending) {
-          inbox_.push_back(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
+          inbox_.push(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
         } else {
           found->second.pending = pending_task{work.kind, work.round, work.parameters};
           senders.push_back(found->second.send);
         }
       }
     }
-    ready_.notify_all();
     asio::post(io_, [senders = std::move(senders), frame = std::move(frame)] {
       for (const auto& send_to : senders) send_to(frame);
     });
   }
 
-  [[nodiscard]] std::optional<message<P>> receive(deadline_clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
-    if (!ready_.wait_until(lock, deadline, [this] { return !inbox_.empty(); })) return std::nullopt;
-    auto next = std::move(inbox_.front());
-    inbox_.pop_front();
-    return next;
-  }
+  [[nodiscard]] std::optional<message<P>> receive(deadline_clock::time_point deadline) { return inbox_.pop(deadline); }
 
   /// Tells every learner the run is over (they exit instead of reconnecting) and waits up to
   /// `timeout` for those frames to be written.
@@ -284,7 +276,7 @@ class server_transport {
       if (slot.close) {
         close_previous = std::move(slot.close);
         if (slot.pending)
-          inbox_.push_back(failure{id, slot.pending->kind, slot.pending->round,
+          inbox_.push(failure{id, slot.pending->kind, slot.pending->round,
                                    "learner reconnected; the task sent on its previous connection is lost"});
       }
       slot = registration{[connection](outgoing_frame frame) { connection->send(std::move(frame)); },
@@ -292,7 +284,6 @@ class server_transport {
                     [connection] { return !connection->is_open() || connection->idle_writer(); },
                     std::nullopt, generation};
     }
-    ready_.notify_all();
     if (close_previous) close_previous("replaced by a new connection from the same learner");
     options_.log("learner " + std::to_string(id) + " registered from " + connection->peer());
     connection->on_close([this, id, generation, peer = connection->peer()](const std::string& reason) {
@@ -302,8 +293,7 @@ class server_transport {
         if (found != members_.end() && found->second.generation == generation) {
           if (found->second.pending) {
             const auto& lost = *found->second.pending;
-            inbox_.push_back(failure{id, lost.kind, lost.round, "connection lost: " + reason});
-            ready_.notify_all();
+            inbox_.push(failure{id, lost.kind, lost.round, "connection lost: " + reason});
           }
           members_.erase(found);
         }
@@ -345,8 +335,7 @@ class server_transport {
           check_update(answer, *slot.pending);
           slot.pending.reset();
         }
-        inbox_.push_back(std::move(answer));
-        ready_.notify_all();
+        inbox_.push(std::move(answer));
         return;
       }
       case frame_type::failure: {
@@ -354,8 +343,7 @@ class server_transport {
         std::lock_guard lock(mutex_);
         auto& slot = registered(id, generation);
         if (slot.pending && slot.pending->round == frame.header.round && slot.pending->kind == kind) slot.pending.reset();
-        inbox_.push_back(failure{id, kind, frame.header.round, "learner reported: " + reason});
-        ready_.notify_all();
+        inbox_.push(failure{id, kind, frame.header.round, "learner reported: " + reason});
         return;
       }
       default:
@@ -383,10 +371,9 @@ class server_transport {
   asio::io_context io_;
   asio::ip::tcp::acceptor acceptor_;
   std::uint64_t generations_ = 0;  // io thread only
-  mutable std::mutex mutex_;
-  std::condition_variable ready_;
+  mutable std::mutex mutex_;  // guards members_ (the io thread and the coordinator's thread share it)
   std::map<learner_id, registration> members_;
-  std::deque<message<P>> inbox_;
+  flotilla::detail::inbox<message<P>> inbox_;
   std::thread thread_;  // last: joined first
 };
 
