@@ -79,3 +79,30 @@ TEST_CASE("default parameters are empty") {
   CHECK(empty.size() == 0);
   CHECK(empty.layout() == tensor_layout{});
 }
+
+TEST_CASE("for_overwrite parameters have the layout's size and are writable") {
+  auto layout = std::make_shared<const tensor_layout>(two_tensors());
+  parameters<float> p(layout, flotilla::for_overwrite);
+  REQUIRE(p.size() == 8);
+  for (auto& value : p.values()) value = 2.0f;
+  CHECK(p.vector("bias")(1) == 2.0f);
+  CHECK(p.shared_layout() == layout);
+}
+
+TEST_CASE("a freed large buffer is reused, and the cache can be turned off") {
+  const tensor_layout large({{"w", {std::size_t{10} << 20}}});  // 40 MiB of float: above the 32 MiB threshold
+  const float* first = nullptr;
+  {
+    parameters<float> a(large);
+    first = a.values().data();
+    CHECK(reinterpret_cast<std::uintptr_t>(first) % 64 == 0);
+  }
+  {
+    parameters<float> b(large);
+    CHECK(b.values().data() == first);  // the same block, without new page faults
+    for (float value : b.values()) REQUIRE(value == 0.0f);  // and zeroed again for a fresh set
+  }
+  flotilla::set_large_buffer_cache(0, 0);
+  { parameters<float> c(large); }
+  flotilla::set_large_buffer_cache(8, std::size_t{2} << 30);
+}
