@@ -144,6 +144,7 @@ class server_transport {
   /// `timeout` for those frames to be written.
   void say_goodbye(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     asio::post(io_, [this] {
+      std::lock_guard lock(mutex_);
       for (auto& [id, entry] : members_) entry.send(make_frame(frame_type::goodbye, 0));
     });
     const auto until = deadline_clock::now() + timeout;
@@ -151,6 +152,7 @@ class server_transport {
       std::promise<bool> flushed;
       auto result = flushed.get_future();
       asio::post(io_, [this, &flushed] {
+        std::lock_guard lock(mutex_);
         bool all = true;
         for (auto& [id, entry] : members_) all = all && entry.flushed();
         flushed.set_value(all);
