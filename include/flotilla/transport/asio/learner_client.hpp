@@ -187,11 +187,12 @@ class learner_client {
     }
     busy_ = true;
     if (worker_.joinable()) worker_.join();
-    worker_ = std::thread([this, work = std::move(work)] {
+    worker_ = std::thread([this, work = std::move(work)]() mutable {
       outgoing_frame answer;
       try {
-        answer = make_frame(frame_type::reply, work.round,
-                            std::make_shared<const byte_buffer>(encode(learner_.handle(work))));
+        auto result = learner_.handle(work);
+        work.parameters.reset();  // the model holds them now: one copy fewer while encoding
+        answer = make_frame(frame_type::reply, work.round, std::make_shared<const byte_buffer>(encode(result)));
       } catch (const std::exception& error) {
         answer = make_frame(frame_type::failure, work.round, encode_reason(work.kind, error.what()));
       }
