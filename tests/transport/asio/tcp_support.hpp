@@ -124,11 +124,6 @@ inline flotilla::tcp::client_options quick_client(std::uint16_t port, captured_l
           .max_backoff = 200ms, .log = log.sink()};
 }
 
-/// Waits until the server lists `count` registered learners.
-inline bool wait_for_learners(const server& transport, std::size_t count, std::chrono::milliseconds timeout = 5s) {
-  return transport.wait_for_learners(count, timeout);
-}
-
 /// A raw TCP peer that writes whatever bytes a test gives it.
 class raw_peer {
  public:

@@ -27,7 +27,7 @@ TEST_CASE("a federation runs over mutual TLS") {
   captured_log log;
   server transport(mutual_tls_server(log));
   client_thread learner(1, tls_client(transport.port(), log, {file("learner.pem"), file("learner.key"), file("ca.pem")}));
-  REQUIRE(wait_for_learners(transport, 1));
+  REQUIRE(transport.wait_for_learners(1, 5s));
   flotilla::coordinator federation(transport, model(2).parameters(), {.quorum = 1, .round_timeout = 5s});
   CHECK(federation.run(flotilla::stop::after_rounds(2)).rounds.back().participants ==
         std::vector<flotilla::learner_id>{1});

@@ -61,7 +61,7 @@ TEST_CASE("bad frames from an unregistered peer close only that connection, with
   captured_log log;
   server transport(quick_server(log));
   client_thread good(1, quick_client(transport.port(), log));
-  REQUIRE(wait_for_learners(transport, 1));
+  REQUIRE(transport.wait_for_learners(1, 5s));
 
   const auto hello = make_frame(frame_type::hello, 0, flotilla::tcp::encode_hello({5, ""}));
   SUBCASE("wrong magic") {
@@ -124,7 +124,7 @@ TEST_CASE("bad frames from a registered learner close its connection and fail it
   client_thread good(1, quick_client(transport.port(), log));
   raw_peer peer(transport.port());
   peer.register_as(9);
-  REQUIRE(wait_for_learners(transport, 2));
+  REQUIRE(transport.wait_for_learners(2, 5s));
   flotilla::coordinator federation(transport, model(2).parameters(), round_options(1));
   auto round = std::async(std::launch::async, [&] { return federation.run_round(); });
   const auto task = peer.next_non_heartbeat();
@@ -185,7 +185,7 @@ TEST_CASE("a learner that goes silent is dropped after the heartbeat timeout") {
   server transport(options);
   raw_peer peer(transport.port());
   peer.register_as(5);
-  REQUIRE(wait_for_learners(transport, 1));
+  REQUIRE(transport.wait_for_learners(1, 5s));
   CHECK(log.wait_for("learner 5 (127.0.0.1:"));
   CHECK(log.wait_for("disconnected: no frame for 300 ms (heartbeat timeout)"));
   CHECK(transport.connected().empty());
@@ -195,7 +195,7 @@ TEST_CASE("a straggler's late reply is recognised by its round and rejected") {
   captured_log log;
   server transport(quick_server(log));
   client_thread fast(1, quick_client(transport.port(), log)), slow(2, quick_client(transport.port(), log), 600ms);
-  REQUIRE(wait_for_learners(transport, 2));
+  REQUIRE(transport.wait_for_learners(2, 5s));
   flotilla::coordinator federation(transport, model(2).parameters(), {.quorum = 1, .round_timeout = 200ms});
   const auto first = federation.run_round();
   CHECK(first.participants == std::vector<flotilla::learner_id>{1});
@@ -229,7 +229,7 @@ TEST_CASE("a learner that rejoins under the same identity replaces its old conne
   server transport(quick_server(log));
   raw_peer stale(transport.port());
   stale.register_as(1);
-  REQUIRE(wait_for_learners(transport, 1));
+  REQUIRE(transport.wait_for_learners(1, 5s));
   client_thread fresh(1, quick_client(transport.port(), log));
   CHECK(log.wait_for("disconnected: replaced by a new connection from the same learner"));
   flotilla::coordinator federation(transport, model(2).parameters(), round_options(1));
@@ -255,7 +255,7 @@ TEST_CASE("a learner without a valid token is refused and told why") {
   CHECK(log.wait_for("learner 2: refused by the aggregator: unknown learner id"));
   CHECK(transport.connected().empty());
   client_thread right(1, with_token("open-sesame"));
-  REQUIRE(wait_for_learners(transport, 1));
+  REQUIRE(transport.wait_for_learners(1, 5s));
   flotilla::coordinator federation(transport, model(2).parameters(), round_options(1));
   CHECK(federation.run_round().participants == std::vector<flotilla::learner_id>{1});
 }

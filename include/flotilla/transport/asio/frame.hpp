@@ -226,10 +226,15 @@ T load(const std::byte* at) {
   return header;
 }
 
+/// @throws protocol_error if a payload's `checksum` (computed as it arrived) is not the header's.
+inline void verify_checksum(const frame_header& header, std::uint32_t checksum) {
+  if (checksum != header.payload_checksum)
+    throw protocol_error(std::string(to_string(header.type)) + " frame payload checksum mismatch");
+}
+
 /// @throws protocol_error if `payload` does not match the header's checksum.
 inline void verify_payload(const frame_header& header, std::span<const std::byte> payload) {
-  if (crc32c(payload) != header.payload_checksum)
-    throw protocol_error(std::string(to_string(header.type)) + " frame payload checksum mismatch");
+  verify_checksum(header, crc32c(payload));
 }
 
 }  // namespace flotilla::tcp

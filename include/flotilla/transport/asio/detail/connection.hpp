@@ -97,8 +97,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       offset += size;
       last_received_ = clock::now();
     }
-    if (checksum != header.payload_checksum)
-      throw protocol_error(std::string(to_string(header.type)) + " frame payload checksum mismatch");
+    verify_checksum(header, checksum);
     co_return incoming_frame{header, receive_buffer_};
   }
 
