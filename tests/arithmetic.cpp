@@ -45,6 +45,35 @@ TEST_CASE("non-finite values are found by index") {
   CHECK(flotilla::first_non_finite(x) == 1);
 }
 
+TEST_CASE("non-finite values are found in every block and in the tail, in both widths") {
+  // 2,500 scalars: two whole blocks of 1,024 checked at once, then a tail of 452 one by one.
+  const auto check_width = [](auto zero) {
+    using scalar = decltype(zero);
+    flotilla::parameters<scalar> x(flotilla::tensor_layout({{"w", {2500}}}));
+    for (std::size_t i = 0; i < x.size(); ++i) x.values()[i] = scalar(i) - scalar(1000);
+    CHECK(flotilla::first_non_finite(x) == 2500);
+    x.values()[1] = std::numeric_limits<scalar>::max();  // the largest finite value is finite
+    x.values()[2] = std::numeric_limits<scalar>::denorm_min();
+    CHECK(flotilla::first_non_finite(x) == 2500);
+    for (const std::size_t at : {std::size_t{0}, std::size_t{1023}, std::size_t{1024}, std::size_t{2047},
+                                 std::size_t{2048}, std::size_t{2499}}) {
+      for (const scalar bad : {std::numeric_limits<scalar>::infinity(), -std::numeric_limits<scalar>::infinity(),
+                               std::numeric_limits<scalar>::quiet_NaN()}) {
+        CAPTURE(at);
+        const auto kept = x.values()[at];
+        x.values()[at] = bad;
+        CHECK(flotilla::first_non_finite(x) == at);
+        x.values()[at] = kept;
+      }
+    }
+    x.values()[1500] = std::numeric_limits<scalar>::quiet_NaN();
+    x.values()[2400] = std::numeric_limits<scalar>::infinity();
+    CHECK(flotilla::first_non_finite(x) == 1500);  // the first of two
+  };
+  check_width(0.0f);
+  check_width(0.0);
+}
+
 TEST_CASE("mismatched layouts are refused with counts or a layout difference") {
   auto y = vector_of({1, 2, 3});
   CHECK_THROWS_WITH_AS(flotilla::axpy(y, 1.0, vector_of(std::vector<double>(1210, 0.0))),

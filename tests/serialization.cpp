@@ -2,7 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -168,4 +170,142 @@ TEST_CASE("an unknown task kind and repeated metric names are rejected") {
     if (repeated[i] == std::byte{'b'}) repeated[i] = std::byte{'a'};
   CHECK_THROWS_WITH_AS((void)flotilla::decode_reply<flotilla::parameters<float>>(repeated),
                        "metric count repeats a key", decode_error);
+}
+
+namespace {
+
+using params = flotilla::parameters<float>;
+
+// A reply whose scalars (20,000 floats, 80 KB) are over wire_writer's threshold for leaving a
+// block in place.
+flotilla::reply<params> large_reply() {
+  params p(flotilla::tensor_layout({{"w", {100, 200}}}));
+  for (std::size_t i = 0; i < p.size(); ++i) p.values()[i] = float(i) / 7.0f;
+  return {.learner = 4, .kind = flotilla::task_kind::fit, .round = 9, .result = {.examples = 60, .metrics = {{"loss", 0.5}}},
+          .parameters = std::move(p)};
+}
+
+std::vector<std::byte> joined(const flotilla::gathered_encoding& encoding) {
+  std::vector<std::byte> bytes;
+  encoding.for_each_piece([&](std::span<const std::byte> piece) { bytes.insert(bytes.end(), piece.begin(), piece.end()); });
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("a gathered encoding is the contiguous encoding with large blocks left in place") {
+  const auto answer = large_reply();
+  const auto whole = flotilla::encode(answer);
+  const auto gathered = flotilla::encode_gathered(answer);
+  REQUIRE(gathered.blocks.size() == 1);
+  CHECK(gathered.blocks[0].bytes.data() == static_cast<const void*>(answer.parameters->values().data()));
+  CHECK(gathered.blocks[0].bytes.size() == 80'000);
+  CHECK(gathered.blocks[0].offset == whole.size() - 80'000);  // the scalars end the message
+  CHECK(gathered.bytes.size() == whole.size() - 80'000);
+  CHECK(std::ranges::equal(joined(gathered), whole));
+
+  const flotilla::task<params> work{.kind = flotilla::task_kind::fit, .round = 2,
+                                    .parameters = std::make_shared<const params>(*answer.parameters),
+                                    .config = {.round = 2, .seed = 5}};
+  const auto task_gathered = flotilla::encode_gathered(work);
+  REQUIRE(task_gathered.blocks.size() == 1);
+  CHECK(task_gathered.blocks[0].bytes.data() == static_cast<const void*>(work.parameters->values().data()));
+  CHECK(std::ranges::equal(joined(task_gathered), flotilla::encode(work)));
+
+  // Below the threshold everything is copied inline.
+  const flotilla::reply<params> small{.learner = 1, .kind = flotilla::task_kind::fit, .round = 1,
+                                      .result = {.examples = 1, .metrics = {}}, .parameters = sample()};
+  const auto small_gathered = flotilla::encode_gathered(small);
+  CHECK(small_gathered.blocks.empty());
+  CHECK(std::ranges::equal(small_gathered.bytes, flotilla::encode(small)));
+}
+
+TEST_CASE("a message is decoded from its first bytes and its scalars land in place") {
+  const auto answer = large_reply();
+  const auto bytes = flotilla::encode(answer);
+  const std::size_t prefix = bytes.size() - 80'000;  // everything before the scalars
+  // Split before the scalars, one byte in, inside the second scalar, and with all bytes there.
+  for (const std::size_t first : {prefix, prefix + 1, prefix + 6, std::size_t{50'000}, bytes.size()}) {
+    CAPTURE(first);
+    auto started = flotilla::decode_reply_start<params>(std::span(bytes).first(first), bytes.size());
+    REQUIRE(started);
+    auto& message = started->message;
+    CHECK(message.learner == 4);
+    CHECK(message.round == 9);
+    CHECK(message.result.metrics == answer.result.metrics);
+    REQUIRE(message.parameters);
+    CHECK(started->rest.size() == bytes.size() - first);
+    if (!started->rest.empty())
+      CHECK(started->rest.data() == reinterpret_cast<std::byte*>(message.parameters->values().data()) + (first - prefix));
+    std::ranges::copy(std::span(bytes).subspan(first), started->rest.begin());
+    CHECK(*message.parameters == *answer.parameters);
+  }
+}
+
+TEST_CASE("first bytes that end before the scalars ask for the whole message") {
+  const auto answer = large_reply();
+  const auto bytes = flotilla::encode(answer);
+  const std::size_t prefix = bytes.size() - 80'000;
+  for (const std::size_t first : {std::size_t{0}, std::size_t{1}, std::size_t{10}, prefix - 9, prefix - 1}) {
+    CAPTURE(first);
+    CHECK_FALSE(flotilla::decode_reply_start<params>(std::span(bytes).first(first), bytes.size()));
+  }
+  // A message without parameters has nothing to receive in place.
+  const flotilla::reply<params> bare{.learner = 2, .kind = flotilla::task_kind::evaluate, .round = 1,
+                                     .result = {.examples = 3, .metrics = {{"accuracy", 0.5}}}, .parameters = {}};
+  const auto bare_bytes = flotilla::encode(bare);
+  CHECK_FALSE(flotilla::decode_reply_start<params>(std::span(bare_bytes).first(bare_bytes.size() - 1), bare_bytes.size()));
+  const auto complete = flotilla::decode_reply_start<params>(bare_bytes, bare_bytes.size());
+  REQUIRE(complete);
+  CHECK(complete->rest.empty());
+  CHECK(complete->message.result.metrics == bare.result.metrics);
+  // A task's scalars land in place too.
+  const flotilla::task<params> work{.kind = flotilla::task_kind::fit, .round = 2,
+                                    .parameters = std::make_shared<const params>(*answer.parameters),
+                                    .config = {.round = 2, .seed = 5}};
+  const auto task_bytes = flotilla::encode(work);
+  auto started = flotilla::decode_task_start<params>(std::span(task_bytes).first(1000), task_bytes.size());
+  REQUIRE(started);
+  CHECK(started->rest.size() == task_bytes.size() - 1000);
+  std::ranges::copy(std::span(task_bytes).subspan(1000), started->rest.begin());
+  CHECK(*started->message.parameters == *work.parameters);
+}
+
+TEST_CASE("first bytes are checked as strictly as a whole message, lengths against the whole") {
+  const auto bytes = flotilla::encode(large_reply());
+  const std::size_t prefix = bytes.size() - 80'000;
+  auto wrong_magic = bytes;
+  wrong_magic[1] = std::byte{'X'};
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_reply_start<params>(std::span(wrong_magic).first(prefix), bytes.size()),
+                       "not a Flotilla message: wrong magic number", decode_error);
+  // One scalar more than the message holds: refused against the bytes still to come.
+  auto overlong = bytes;
+  poke(overlong, prefix - 8, std::uint64_t{20'001});
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_reply_start<params>(std::span(overlong).first(prefix), bytes.size()),
+                       "scalar count is 20,001 but only 80,000 bytes remain (truncated or corrupt input)", decode_error);
+  // Bytes after the scalars: the message is decoded whole, which names the trailing bytes.
+  CHECK_FALSE(flotilla::decode_reply_start<params>(std::span(bytes).first(prefix), bytes.size() + 3));
+}
+
+TEST_CASE("a message in the other byte order is decoded whole, never landed unswapped") {
+  // The same reply as large_reply(), written big-endian field by field as wire_writer would.
+  const auto answer = large_reply();
+  std::ostringstream out;
+  {
+    cereal::PortableBinaryOutputArchive archive(out, cereal::PortableBinaryOutputArchive::Options::BigEndian());
+    const std::string name = "w", key = "loss";
+    archive(flotilla::wire_magic, flotilla::wire_format_version, std::uint8_t{3});
+    archive(answer.learner, std::uint8_t{1}, answer.round, answer.result.examples);
+    archive(std::uint64_t{1}, std::uint32_t(key.size()), cereal::binary_data(key.data(), key.size()), 0.5);
+    archive(std::uint8_t{1}, std::uint8_t{4}, std::uint64_t{1}, std::uint32_t(name.size()),
+            cereal::binary_data(name.data(), name.size()), std::uint64_t{2}, std::uint64_t{100}, std::uint64_t{200});
+    archive(std::uint64_t{20'000}, cereal::binary_data(answer.parameters->values().data(), 80'000));
+  }
+  const auto text = out.str();
+  const auto bytes = std::as_bytes(std::span(text.data(), text.size()));
+  REQUIRE(bytes.size() == flotilla::encode(answer).size());
+  CHECK_FALSE(flotilla::decode_reply_start<params>(bytes.first(bytes.size() - 40'000), bytes.size()));
+  const auto decoded = flotilla::decode_reply<params>(bytes);
+  REQUIRE(decoded.parameters);
+  CHECK(*decoded.parameters == *answer.parameters);
 }

@@ -2,12 +2,19 @@
 // The binary wire form of parameters and messages, through cereal's portable binary archives.
 //
 // Every encoded buffer starts (after cereal's one endianness byte) with an envelope: magic
-// "FLTL", a format version and what the buffer holds. The scalar payload of a parameter set goes through as one binary block. Input
-// is untrusted: every length prefix is checked against the configured limits and against the
-// bytes actually left before anything is allocated, and every failure is a `decode_error`.
+// "FLTL", a format version and what the buffer holds. The scalars of a parameter set go through
+// as one binary block at the end of the message. Input is untrusted: every length prefix is
+// checked against the configured limits and against the bytes actually left before anything is
+// allocated, and every failure is a `decode_error`.
+//
+// Model-sized messages need not be copied whole on either side. `encode_gathered` leaves large
+// blocks where they live and lists them for a gathered write; `decode_task_start` and
+// `decode_reply_start` decode a message from its first bytes and say where its final block's
+// remaining bytes belong, so a transport can receive them straight into the parameters.
 
 #include <cereal/archives/portable_binary.hpp>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <istream>
@@ -50,10 +57,21 @@ struct decode_limits {
   std::uint32_t max_entries = 1u << 12;                 ///< entries in a metrics or config map
 };
 
-/// Appends cereal-encoded values to a byte vector.
+/// A block left out of an encoded buffer, to be sent from where it lives: it belongs at byte
+/// `offset` of the buffer.
+struct external_block {
+  std::size_t offset = 0;
+  std::span<const std::byte> bytes;
+};
+
+/// Appends cereal-encoded values to a byte vector. Given a list of external blocks, it records
+/// scalar blocks of at least `external_threshold` bytes there instead of copying them.
 class wire_writer {
  public:
-  explicit wire_writer(byte_buffer& out) : buffer_(out), stream_(&buffer_), archive_(stream_) {}
+  static constexpr std::size_t external_threshold = std::size_t{1} << 16;
+
+  explicit wire_writer(byte_buffer& out, std::vector<external_block>* external = nullptr)
+      : bytes_(out), external_(external), buffer_(out), stream_(&buffer_), archive_(stream_) {}
 
   template <class T>
     requires std::is_arithmetic_v<T>
@@ -61,9 +79,14 @@ class wire_writer {
   void write_bytes(const void* data, std::size_t size) {
     archive_(cereal::binary_data(static_cast<const char*>(data), size));
   }
+  // The output archive writes in this machine's byte order, so a block left out is already in
+  // its wire form. The stream buffer has no put area: bytes_.size() is always the write offset.
   template <std::floating_point S>
   void write_block(std::span<const S> scalars) {
-    archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
+    if (external_ && scalars.size_bytes() >= external_threshold)
+      external_->push_back({bytes_.size(), std::as_bytes(scalars)});
+    else
+      archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
   }
   void write_string(const std::string& text) {
     write(static_cast<std::uint32_t>(text.size()));
@@ -71,19 +94,40 @@ class wire_writer {
   }
 
  private:
+  byte_buffer& bytes_;
+  std::vector<external_block>* external_;
   detail::vector_output_buffer<byte_buffer> buffer_;
   std::ostream stream_;
   cereal::PortableBinaryOutputArchive archive_;
 };
 
+namespace detail {
+// Thrown by a reader over a message's first bytes when it needs bytes that have not arrived;
+// the streaming decoders catch it and report that the whole message is needed.
+struct incomplete_input {};
+}  // namespace detail
+
 /// Reads cereal-encoded values from a byte span, checking every length against what is left.
+///
+/// It may also read a message of `total` bytes of which only the first have arrived: lengths are
+/// checked against the whole message, and a final block may be left for the caller to receive
+/// in place (see read_final_block and deferred()).
 class wire_reader {
  public:
-  wire_reader(std::span<const std::byte> bytes, decode_limits limits)
-      : limits_(limits), buffer_(bytes), stream_(&buffer_), archive_(guarded_archive(stream_)) {}
+  wire_reader(std::span<const std::byte> bytes, decode_limits limits) : wire_reader(bytes, bytes.size(), limits) {}
+
+  /// A reader over the first bytes of a `total`-byte message (`total` >= `first.size()`).
+  wire_reader(std::span<const std::byte> first, std::uint64_t total, decode_limits limits)
+      : limits_(limits),
+        not_arrived_(total - first.size()),
+        native_order_(!first.empty() && first[0] == static_cast<std::byte>(std::endian::native == std::endian::little)),
+        buffer_(first),
+        stream_(&buffer_),
+        archive_(guarded_archive(stream_, not_arrived_)) {}
 
   [[nodiscard]] const decode_limits& limits() const { return limits_; }
-  [[nodiscard]] std::size_t remaining() const { return buffer_.remaining(); }
+  /// Bytes of the message not read yet, arrived or not.
+  [[nodiscard]] std::uint64_t remaining() const { return buffer_.remaining() + not_arrived_; }
 
   template <class T>
     requires std::is_arithmetic_v<T>
@@ -123,6 +167,25 @@ class wire_reader {
     archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
   }
 
+  /// Reads a block that a codec knows is the last thing in its message. When the reader holds
+  /// only the message's first bytes, the block's missing tail is left for the caller: see
+  /// deferred(). The destination must be heap storage that stays put when the decoded object is
+  /// moved (as a vector's is).
+  template <std::floating_point S>
+  void read_final_block(std::span<S> scalars, const char* what) {
+    const auto arrived = buffer_.remaining();
+    if (scalars.size_bytes() <= arrived || not_arrived_ == 0 || scalars.size_bytes() != remaining() || !native_order_)
+      return read_block(scalars, what);
+    auto destination = std::as_writable_bytes(scalars);
+    archive_(cereal::binary_data(destination.data(), arrived));  // bytes, so never reordered
+    deferred_ = destination.subspan(arrived);
+    not_arrived_ = 0;
+  }
+
+  /// Where the message's bytes that had not arrived belong (empty unless a final block was
+  /// left unfinished).
+  [[nodiscard]] std::span<std::byte> deferred() const { return deferred_; }
+
   /// @throws decode_error unless every byte was consumed.
   void expect_end() const {
     if (remaining() != 0)
@@ -134,14 +197,21 @@ class wire_reader {
     if (bytes > remaining())
       throw decode_error("truncated input: " + std::string(what) + " needs " + detail::grouped(bytes) +
                          " bytes but only " + detail::grouped(remaining()) + " remain");
+    if (bytes > buffer_.remaining()) throw detail::incomplete_input{};
   }
   // The portable archive reads its endianness byte on construction; an empty input fails there.
-  static cereal::PortableBinaryInputArchive guarded_archive(std::istream& stream) {
-    if (stream.rdbuf()->in_avail() <= 0) throw decode_error("truncated input: no bytes to decode");
+  static cereal::PortableBinaryInputArchive guarded_archive(std::istream& stream, std::uint64_t not_arrived) {
+    if (stream.rdbuf()->in_avail() <= 0) {
+      if (not_arrived > 0) throw detail::incomplete_input{};
+      throw decode_error("truncated input: no bytes to decode");
+    }
     return cereal::PortableBinaryInputArchive(stream);
   }
 
   decode_limits limits_;
+  std::uint64_t not_arrived_ = 0;
+  bool native_order_ = false;  // blocks arrive in this machine's byte order, so may land in place
+  std::span<std::byte> deferred_;
   detail::span_input_buffer buffer_;
   std::istream stream_;
   cereal::PortableBinaryInputArchive archive_;
@@ -207,7 +277,7 @@ struct wire_codec<parameters<Scalar>> {
       }
     }();
     parameters<Scalar> params(std::make_shared<const tensor_layout>(std::move(layout)), for_overwrite);
-    in.read_block(params.values(), "parameter values");
+    in.read_final_block(params.values(), "parameter values");
     return params;
   }
 };
@@ -270,9 +340,69 @@ auto translating_cereal_errors(F&& decode) {
   }
 }
 
-}  // namespace detail
 
-namespace detail {
+// The bodies of tasks and replies, shared by the contiguous and the gathered encodings and by
+// the whole and the streaming decoders. Parameters come last, so their scalars end the message.
+
+template <ParameterSet P>
+void write_body(wire_writer& out, const task<P>& work) {
+  out.write(static_cast<std::uint8_t>(work.kind));
+  out.write(work.round);
+  out.write(work.config.round);
+  out.write(work.config.seed);
+  write_map(out, work.config.values);
+  out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
+  if (work.parameters) wire_codec<P>::write(out, *work.parameters);
+}
+
+template <ParameterSet P>
+task<P> read_task_body(wire_reader& in) {
+  task<P> work;
+  work.kind = read_kind(in);
+  work.round = in.read<std::uint64_t>("round");
+  work.config.round = in.read<std::uint64_t>("config round");
+  work.config.seed = in.read<std::uint64_t>("config seed");
+  work.config.values = read_map(in, "config entry count");
+  if (in.read<std::uint8_t>("parameters flag") != 0) work.parameters = std::make_shared<const P>(wire_codec<P>::read(in));
+  return work;
+}
+
+template <ParameterSet P>
+void write_body(wire_writer& out, const reply<P>& answer) {
+  out.write(answer.learner);
+  out.write(static_cast<std::uint8_t>(answer.kind));
+  out.write(answer.round);
+  out.write(answer.result.examples);
+  write_map(out, answer.result.metrics);
+  out.write(static_cast<std::uint8_t>(answer.parameters ? 1 : 0));
+  if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
+}
+
+template <ParameterSet P>
+reply<P> read_reply_body(wire_reader& in) {
+  reply<P> answer;
+  answer.learner = in.read<learner_id>("learner id");
+  answer.kind = read_kind(in);
+  answer.round = in.read<std::uint64_t>("round");
+  answer.result.examples = in.read<std::int64_t>("example count");
+  answer.result.metrics = read_map(in, "metric count");
+  if (in.read<std::uint8_t>("parameters flag") != 0) answer.parameters = wire_codec<P>::read(in);
+  return answer;
+}
+
+template <ParameterSet P>
+constexpr wire_content content_of(const task<P>&) { return wire_content::task; }
+template <ParameterSet P>
+constexpr wire_content content_of(const reply<P>&) { return wire_content::reply; }
+
+template <ParameterSet P>
+std::size_t payload_bytes(const std::shared_ptr<const P>& params) {
+  return params ? params->values().size_bytes() : 0;
+}
+template <ParameterSet P>
+std::size_t payload_bytes(const std::optional<P>& params) {
+  return params ? params->values().size_bytes() : 0;
+}
 
 // Writes the envelope and then `body(writer)`; `payload_bytes` sizes the buffer once.
 template <class Body>
@@ -297,15 +427,37 @@ auto decode_message(std::span<const std::byte> bytes, const decode_limits& limit
   });
 }
 
-template <ParameterSet P>
-std::size_t payload_bytes(const std::shared_ptr<const P>& params) {
-  return params ? params->values().size_bytes() : 0;
-}
-template <ParameterSet P>
-std::size_t payload_bytes(const std::optional<P>& params) {
-  return params ? params->values().size_bytes() : 0;
-}
+}  // namespace detail
 
+/// A message decoded from its first bytes, and where the rest of its bytes belong.
+template <class Message>
+struct started_decode {
+  Message message;
+  /// Write the message's remaining bytes here, in order, before using `message`'s parameters;
+  /// it points into them, and a transport receives the model-sized tail straight into place.
+  std::span<std::byte> rest;
+};
+
+namespace detail {
+// Decodes a `total`-byte message from its `first` bytes, or returns nothing when the message
+// cannot be decoded before all of it has arrived (then decode it whole). Malformed input throws
+// decode_error as the whole decoders do.
+template <class Body>
+auto decode_message_start(std::span<const std::byte> first, std::uint64_t total, const decode_limits& limits,
+                          wire_content content, Body body)
+    -> std::optional<started_decode<decltype(body(std::declval<wire_reader&>()))>> {
+  try {
+    return translating_cereal_errors([&] {
+      wire_reader in(first, total, limits);
+      read_envelope(in, content);
+      auto decoded = body(in);
+      in.expect_end();
+      return std::optional{started_decode<decltype(decoded)>{std::move(decoded), in.deferred()}};
+    });
+  } catch (const incomplete_input&) {
+    return std::nullopt;
+  }
+}
 }  // namespace detail
 
 /// Encodes a parameter set (envelope, layout, one block of scalars).
@@ -326,57 +478,78 @@ template <class P>
 /// Encodes a task once; the same bytes serve every recipient.
 template <ParameterSet P>
 [[nodiscard]] byte_buffer encode(const task<P>& work) {
-  return detail::encode_message(wire_content::task, detail::payload_bytes(work.parameters), [&](wire_writer& out) {
-    out.write(static_cast<std::uint8_t>(work.kind));
-    out.write(work.round);
-    out.write(work.config.round);
-    out.write(work.config.seed);
-    detail::write_map(out, work.config.values);
-    out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
-    if (work.parameters) wire_codec<P>::write(out, *work.parameters);
-  });
+  return detail::encode_message(wire_content::task, detail::payload_bytes(work.parameters),
+                                [&](wire_writer& out) { detail::write_body(out, work); });
 }
 
 template <ParameterSet P>
 [[nodiscard]] task<P> decode_task(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
-  return detail::decode_message(bytes, limits, wire_content::task, [](wire_reader& in) {
-    task<P> work;
-    work.kind = detail::read_kind(in);
-    work.round = in.read<std::uint64_t>("round");
-    work.config.round = in.read<std::uint64_t>("config round");
-    work.config.seed = in.read<std::uint64_t>("config seed");
-    work.config.values = detail::read_map(in, "config entry count");
-    if (in.read<std::uint8_t>("parameters flag") != 0)
-      work.parameters = std::make_shared<const P>(wire_codec<P>::read(in));
-    return work;
-  });
+  return detail::decode_message(bytes, limits, wire_content::task,
+                                [](wire_reader& in) { return detail::read_task_body<P>(in); });
 }
 
 template <ParameterSet P>
 [[nodiscard]] byte_buffer encode(const reply<P>& answer) {
-  return detail::encode_message(wire_content::reply, detail::payload_bytes(answer.parameters), [&](wire_writer& out) {
-    out.write(answer.learner);
-    out.write(static_cast<std::uint8_t>(answer.kind));
-    out.write(answer.round);
-    out.write(answer.result.examples);
-    detail::write_map(out, answer.result.metrics);
-    out.write(static_cast<std::uint8_t>(answer.parameters ? 1 : 0));
-    if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
-  });
+  return detail::encode_message(wire_content::reply, detail::payload_bytes(answer.parameters),
+                                [&](wire_writer& out) { detail::write_body(out, answer); });
 }
 
 template <ParameterSet P>
 [[nodiscard]] reply<P> decode_reply(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
-  return detail::decode_message(bytes, limits, wire_content::reply, [](wire_reader& in) {
-    reply<P> answer;
-    answer.learner = in.read<learner_id>("learner id");
-    answer.kind = detail::read_kind(in);
-    answer.round = in.read<std::uint64_t>("round");
-    answer.result.examples = in.read<std::int64_t>("example count");
-    answer.result.metrics = detail::read_map(in, "metric count");
-    if (in.read<std::uint8_t>("parameters flag") != 0) answer.parameters = wire_codec<P>::read(in);
-    return answer;
-  });
+  return detail::decode_message(bytes, limits, wire_content::reply,
+                                [](wire_reader& in) { return detail::read_reply_body<P>(in); });
+}
+
+/// A message encoded without copying its large scalar blocks: `bytes` with each of `blocks`
+/// spliced in at its offset. The blocks point into the encoded message, which must outlive this.
+struct gathered_encoding {
+  byte_buffer bytes;
+  std::vector<external_block> blocks;
+
+  /// Calls `piece(span)` for each non-empty piece of the message, in order.
+  template <class F>
+  void for_each_piece(F&& piece) const {
+    std::size_t at = 0;
+    const std::span<const std::byte> all(bytes);
+    for (const auto& block : blocks) {
+      if (block.offset > at) piece(all.subspan(at, block.offset - at));
+      if (!block.bytes.empty()) piece(block.bytes);
+      at = block.offset;
+    }
+    if (at < all.size()) piece(all.subspan(at));
+  }
+};
+
+/// Encodes a task or reply for a gathered write: the same bytes as encode(), but scalar blocks
+/// of at least wire_writer::external_threshold bytes stay where they are.
+template <class Message>
+  requires requires(const Message& m) { detail::write_body(std::declval<wire_writer&>(), m); }
+[[nodiscard]] gathered_encoding encode_gathered(const Message& message) {
+  gathered_encoding encoded;
+  wire_writer out(encoded.bytes, &encoded.blocks);
+  detail::write_envelope(out, detail::content_of(message));
+  detail::write_body(out, message);
+  return encoded;
+}
+
+/// Decodes a task from its first bytes when that is possible before the rest arrives: see
+/// started_decode. Returns nothing if the whole payload is needed (call decode_task then).
+/// @throws decode_error on malformed input, as decode_task would.
+template <ParameterSet P>
+[[nodiscard]] std::optional<started_decode<task<P>>> decode_task_start(std::span<const std::byte> first,
+                                                                       std::uint64_t total,
+                                                                       const decode_limits& limits = {}) {
+  return detail::decode_message_start(first, total, limits, wire_content::task,
+                                      [](wire_reader& in) { return detail::read_task_body<P>(in); });
+}
+
+/// The same for a reply.
+template <ParameterSet P>
+[[nodiscard]] std::optional<started_decode<reply<P>>> decode_reply_start(std::span<const std::byte> first,
+                                                                         std::uint64_t total,
+                                                                         const decode_limits& limits = {}) {
+  return detail::decode_message_start(first, total, limits, wire_content::reply,
+                                      [](wire_reader& in) { return detail::read_reply_body<P>(in); });
 }
 
 }  // namespace flotilla

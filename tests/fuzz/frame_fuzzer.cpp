@@ -1,15 +1,19 @@
 // libFuzzer target for everything the TCP transport decodes from the network. The first input
 // byte picks a mode: even, the rest is a whole frame (header, checksum, then the payload decoder
 // its type selects); odd, the rest goes straight to one payload decoder, so the fuzzer reaches
-// the decoders without having to forge checksums. Any exception other than the two documented
-// ones, any crash, leak or undefined behaviour is a finding.
+// the decoders without having to forge checksums. Tasks and replies are also decoded the
+// streaming way (first bytes, then the rest in place) at a split the input picks, which must
+// agree with the whole decoder. Any exception other than the two documented ones, any
+// disagreement, crash, leak or undefined behaviour is a finding.
 #include <flotilla/parameters.hpp>
 #include <flotilla/serialization.hpp>
 #include <flotilla/transport/asio/frame.hpp>
 #include <flotilla/transport/asio/protocol.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace {
@@ -17,14 +21,56 @@ namespace {
 using params = flotilla::parameters<float>;
 constexpr flotilla::decode_limits limits{.max_scalars = 1 << 20};
 
-void decode_payload(flotilla::tcp::frame_type type, std::span<const std::byte> payload) {
+const params* parameters_of(const flotilla::task<params>& work) { return work.parameters.get(); }
+const params* parameters_of(const flotilla::reply<params>& answer) {
+  return answer.parameters ? &*answer.parameters : nullptr;
+}
+
+// Decodes whole and streaming (the first `split` bytes, then the rest copied into place); both
+// must succeed with the same parameters or both fail.
+template <class Whole, class Start>
+void decode_both_ways(std::span<const std::byte> payload, std::size_t split, Whole whole, Start start) {
+  using message = decltype(whole(payload));
+  std::optional<message> at_once, streamed;
+  try {
+    at_once = whole(payload);
+  } catch (const flotilla::decode_error&) {
+  }
+  try {
+    if (auto started = start(payload.first(split), payload.size())) {
+      if (started->rest.size() != payload.size() - split) __builtin_trap();
+      std::ranges::copy(payload.subspan(split), started->rest.begin());
+      streamed = std::move(started->message);
+    } else {
+      streamed = whole(payload);
+    }
+  } catch (const flotilla::decode_error&) {
+  }
+  if (at_once.has_value() != streamed.has_value()) __builtin_trap();
+  if (!at_once) return;
+  const auto *a = parameters_of(*at_once), *b = parameters_of(*streamed);
+  if ((a == nullptr) != (b == nullptr) || at_once->round != streamed->round) __builtin_trap();
+  if (a && (!(a->layout() == b->layout()) ||  // bit for bit: the values may hold NaN
+            !std::ranges::equal(std::as_bytes(a->values()), std::as_bytes(b->values()))))
+    __builtin_trap();
+}
+
+void decode_payload(flotilla::tcp::frame_type type, std::span<const std::byte> payload, std::size_t split) {
   using flotilla::tcp::frame_type;
   switch (type) {
     case frame_type::hello: (void)flotilla::tcp::decode_hello(payload); break;
     case frame_type::refusal:
     case frame_type::failure: (void)flotilla::tcp::decode_reason(payload); break;
-    case frame_type::task: (void)flotilla::decode_task<params>(payload, limits); break;
-    case frame_type::reply: (void)flotilla::decode_reply<params>(payload, limits); break;
+    case frame_type::task:
+      decode_both_ways(
+          payload, split, [](auto bytes) { return flotilla::decode_task<params>(bytes, limits); },
+          [](auto first, auto total) { return flotilla::decode_task_start<params>(first, total, limits); });
+      break;
+    case frame_type::reply:
+      decode_both_ways(
+          payload, split, [](auto bytes) { return flotilla::decode_reply<params>(bytes, limits); },
+          [](auto first, auto total) { return flotilla::decode_reply_start<params>(first, total, limits); });
+      break;
     default: (void)flotilla::decode<params>(payload, limits); break;
   }
 }
@@ -34,9 +80,11 @@ void decode_payload(flotilla::tcp::frame_type type, std::span<const std::byte> p
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const auto input = std::as_bytes(std::span(data + 1, size - 1));
+  // Where a streaming decode splits the payload: the input's last byte, as a fraction of it.
+  const auto split_of = [&](std::size_t payload_size) { return payload_size * data[size - 1] / 256; };
   try {
     if (data[0] % 2 == 1) {
-      decode_payload(static_cast<flotilla::tcp::frame_type>(1 + (data[0] >> 1) % 8), input);
+      decode_payload(static_cast<flotilla::tcp::frame_type>(1 + (data[0] >> 1) % 8), input, split_of(input.size()));
       return 0;
     }
     const auto header_bytes = input.first(std::min(input.size(), flotilla::tcp::header_size));
@@ -44,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto payload = input.subspan(header_bytes.size());
     if (payload.size() != header.payload_size) return 0;  // a stream would wait for the rest
     flotilla::tcp::verify_payload(header, payload);
-    decode_payload(header.type, payload);
+    decode_payload(header.type, payload, split_of(payload.size()));
   } catch (const flotilla::tcp::protocol_error&) {
   } catch (const flotilla::decode_error&) {
   }

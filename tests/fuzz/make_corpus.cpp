@@ -19,7 +19,7 @@ void write(const std::string& path, std::uint8_t mode, const std::vector<std::by
 
 std::vector<std::byte> framed(const flotilla::tcp::outgoing_frame& frame) {
   std::vector<std::byte> bytes(frame.header.begin(), frame.header.end());
-  if (frame.payload) bytes.insert(bytes.end(), frame.payload->begin(), frame.payload->end());
+  for (const auto piece : frame.payload) bytes.insert(bytes.end(), piece.begin(), piece.end());
   return bytes;
 }
 }  // namespace

@@ -124,6 +124,13 @@ inline flotilla::tcp::client_options quick_client(std::uint16_t port, captured_l
           .max_backoff = 200ms, .log = log.sink()};
 }
 
+/// A frame's payload as one byte vector (its pieces joined).
+inline std::vector<std::byte> payload_of(const flotilla::tcp::outgoing_frame& frame) {
+  std::vector<std::byte> bytes;
+  for (const auto piece : frame.payload) bytes.insert(bytes.end(), piece.begin(), piece.end());
+  return bytes;
+}
+
 /// A raw TCP peer that writes whatever bytes a test gives it.
 class raw_peer {
  public:
@@ -135,7 +142,7 @@ class raw_peer {
   void write(std::span<const std::byte> bytes) { asio::write(socket_, asio::buffer(bytes.data(), bytes.size())); }
   void write_frame(const flotilla::tcp::outgoing_frame& frame) {
     write(frame.header);
-    if (frame.payload) write(*frame.payload);
+    for (const auto piece : frame.payload) write(piece);
   }
   struct received {
     flotilla::tcp::frame_header header;

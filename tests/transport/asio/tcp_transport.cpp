@@ -85,7 +85,7 @@ TEST_CASE("bad frames from an unregistered peer close only that connection, with
   }
   SUBCASE("checksum mismatch") {
     raw_peer peer(transport.port());
-    auto payload = *hello.payload;
+    auto payload = payload_of(hello);
     payload[2] ^= std::byte{0x40};
     peer.write(hello.header);
     peer.write(payload);
@@ -95,7 +95,8 @@ TEST_CASE("bad frames from an unregistered peer close only that connection, with
     {
       raw_peer peer(transport.port());
       peer.write(hello.header);
-      peer.write(std::span(*hello.payload).first(3));
+      const auto payload = payload_of(hello);
+      peer.write(std::span(payload).first(3));
     }
     CHECK(log.wait_for("closed before registering: peer closed the connection"));
   }
@@ -167,7 +168,8 @@ TEST_CASE("bad frames from a registered learner close its connection and fail it
   SUBCASE("a reset in the middle of a frame") {
     const auto frame = reply_frame(9, task.header.round, *global);
     peer.write(frame.header);
-    peer.write(std::span(*frame.payload).first(10));
+    const auto payload = payload_of(frame);
+    peer.write(std::span(payload).first(10));
     peer.reset();
     expected = "9: connection lost: Connection reset by peer";
   }
@@ -176,6 +178,46 @@ TEST_CASE("bad frames from a registered learner close its connection and fail it
   CHECK(record.participants == std::vector<flotilla::learner_id>{1});
   CHECK(rejections_of(record) == expected + "\n");
   CHECK(log.wait_for("learner 9 (127.0.0.1:"));
+}
+
+TEST_CASE("a reply larger than a receive chunk lands in place; a corrupt or cut tail still fails only its learner") {
+  captured_log log;
+  server transport(quick_server(log));
+  raw_peer good(transport.port()), bad(transport.port());
+  good.register_as(1);
+  bad.register_as(2);
+  REQUIRE(transport.wait_for_learners(2, 5s));
+  // 3.2 MB of scalars: past the first 1 MiB chunk, the rest is received straight into the reply.
+  const params initial(flotilla::tensor_layout({{"w", {400'000}}}));
+  flotilla::coordinator federation(transport, initial, round_options(1));
+  auto round = std::async(std::launch::async, [&] { return federation.run_round(); });
+  REQUIRE(good.next_non_heartbeat().header.type == frame_type::task);
+  const auto task = bad.next_non_heartbeat();
+  REQUIRE(task.header.type == frame_type::task);
+  params trained(initial.shared_layout());
+  for (std::size_t i = 0; i < trained.size(); ++i) trained.values()[i] = 0.25 * double(i % 1000);
+  good.write_frame(reply_frame(1, task.header.round, trained));
+
+  const auto frame = reply_frame(2, task.header.round, trained);
+  auto payload = payload_of(frame);
+  std::string expected;
+  SUBCASE("one flipped bit near the end") {
+    payload[payload.size() - 100] ^= std::byte{0x01};
+    bad.write(frame.header);
+    bad.write(payload);
+    expected = "2: connection lost: protocol error: reply frame payload checksum mismatch";
+  }
+  SUBCASE("a reset halfway through the scalars") {
+    bad.write(frame.header);
+    bad.write(std::span(payload).first(payload.size() / 2));
+    bad.reset();
+    expected = "2: connection lost: Connection reset by peer";
+  }
+  const auto record = round.get();
+  CHECK(record.status == flotilla::round_status::aggregated);
+  CHECK(record.participants == std::vector<flotilla::learner_id>{1});
+  CHECK(rejections_of(record) == expected + "\n");
+  CHECK(federation.global() == trained);  // the one good reply, bit for bit
 }
 
 TEST_CASE("a learner that goes silent is dropped after the heartbeat timeout") {

@@ -131,9 +131,9 @@ class learner_client {
   /// One connection: hello, then tasks until it closes. Returns whether registration succeeded.
   template <class Stream>
   asio::awaitable<bool> serve(std::shared_ptr<detail::connection<Stream>> connection) {
+    // Named, not a temporary in the co_await: GCC 12 mishandles temporaries there.
     const auto greeting = make_frame(frame_type::hello, 0, encode_hello({learner_.id(), options_.token}));
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(greeting.header), asio::buffer(*greeting.payload)};
-    co_await asio::async_write(connection->stream(), buffers, asio::use_awaitable);
+    co_await connection->write_now(greeting);
     auto answer = co_await connection->read_frame(8192);
     if (answer.header.type == frame_type::refusal) {
       const auto reason = decode_reason(answer.payload).second;
@@ -153,13 +153,18 @@ class learner_client {
     connection->start(options_.heartbeat_interval, options_.heartbeat_timeout);
     try {
       while (!finished_) {
-        auto frame = co_await connection->read_frame(options_.max_payload);
-        switch (frame.header.type) {
+        const auto header = co_await connection->read_header(options_.max_payload);
+        if (header.type == frame_type::task) {
+          auto work = co_await read_task(*connection, header);
+          start_task(std::move(work));
+          continue;
+        }
+        (void)co_await connection->read_payload(header);
+        switch (header.type) {
           case frame_type::heartbeat: break;
           case frame_type::goodbye: finish(client_exit::goodbye, "the aggregator ended the run"); break;
-          case frame_type::task: start_task(frame); break;
           default:
-            throw protocol_error(std::string(to_string(frame.header.type)) + " frame out of place from the aggregator");
+            throw protocol_error(std::string(to_string(header.type)) + " frame out of place from the aggregator");
         }
       }
     } catch (const protocol_error& error) {
@@ -171,15 +176,34 @@ class learner_client {
     co_return true;
   }
 
-  /// Decodes a task and trains on the worker thread; the reply is queued when training ends.
-  void start_task(const detail::incoming_frame& frame) {
-    task<parameters_type> work = [&] {
-      try {
-        return decode_task<parameters_type>(frame.payload);
-      } catch (const decode_error& error) {
-        throw protocol_error(std::string("task payload does not decode: ") + error.what());
-      }
-    }();
+  /// Receives a task, its parameters straight into place. @throws protocol_error if it does not decode.
+  template <class Stream>
+  static asio::awaitable<task<parameters_type>> read_task(detail::connection<Stream>& connection,
+                                                          const frame_header& header) {
+    const auto undecodable = [](const decode_error& error) {
+      return protocol_error(std::string("task payload does not decode: ") + error.what());
+    };
+    co_return co_await connection.read_message(
+        header,
+        [&](std::span<const std::byte> first, std::uint64_t total) {
+          try {
+            return decode_task_start<parameters_type>(first, total);
+          } catch (const decode_error& error) {
+            throw undecodable(error);
+          }
+        },
+        [&](std::span<const std::byte> payload) {
+          try {
+            return decode_task<parameters_type>(payload);
+          } catch (const decode_error& error) {
+            throw undecodable(error);
+          }
+        });
+  }
+
+  /// Trains on the worker thread; the reply is queued when training ends, its parameters written
+  /// straight from the reply (no encoded copy).
+  void start_task(task<parameters_type> work) {
     if (busy_) {
       send_current_(make_frame(frame_type::failure, work.round,
                                encode_reason(work.kind, "learner is still busy with an earlier task")));
@@ -190,9 +214,9 @@ class learner_client {
     worker_ = std::thread([this, work = std::move(work)]() mutable {
       outgoing_frame answer;
       try {
-        auto result = learner_.handle(work);
-        work.parameters.reset();  // the model holds them now: one copy fewer while encoding
-        answer = make_frame(frame_type::reply, work.round, std::make_shared<const byte_buffer>(encode(result)));
+        auto result = std::make_shared<const reply<parameters_type>>(learner_.handle(work));
+        work.parameters.reset();  // the model holds them now: one copy fewer while sending
+        answer = make_message_frame(frame_type::reply, work.round, std::move(result));
       } catch (const std::exception& error) {
         answer = make_frame(frame_type::failure, work.round, encode_reason(work.kind, error.what()));
       }

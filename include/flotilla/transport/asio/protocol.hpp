@@ -16,17 +16,49 @@
 
 namespace flotilla::tcp {
 
-/// A frame ready to write: its header and a payload that may be shared by many connections
-/// (one encoded task goes to every selected learner without a copy).
+/// A frame ready to write: its header, then its payload as pieces written in order with one
+/// gathered write. `owner` keeps the pieces' memory alive, so one payload (a task's encoding and
+/// the global parameters it points into) goes to every selected learner without a copy.
 struct outgoing_frame {
   std::array<std::byte, header_size> header{};
-  std::shared_ptr<const byte_buffer> payload;
+  std::vector<std::span<const std::byte>> payload;
+  std::shared_ptr<const void> owner;
 };
 
+namespace detail {
+inline outgoing_frame framed(frame_type type, std::uint64_t round, std::vector<std::span<const std::byte>> pieces,
+                             std::shared_ptr<const void> owner) {
+  std::uint64_t size = 0;
+  std::uint32_t checksum = 0;
+  for (const auto piece : pieces) {
+    size += piece.size();
+    checksum = crc32c(piece, checksum);
+  }
+  return {encode_header({type, round, size, checksum}), std::move(pieces), std::move(owner)};
+}
+}  // namespace detail
+
+/// A frame whose payload is `payload`'s bytes (none when null).
 [[nodiscard]] inline outgoing_frame make_frame(frame_type type, std::uint64_t round,
                                                std::shared_ptr<const byte_buffer> payload = nullptr) {
-  const std::span<const std::byte> bytes = payload ? std::span<const std::byte>(*payload) : std::span<const std::byte>();
-  return {encode_header({type, round, bytes.size(), crc32c(bytes)}), std::move(payload)};
+  std::vector<std::span<const std::byte>> pieces;
+  if (payload && !payload->empty()) pieces.emplace_back(*payload);
+  return detail::framed(type, round, std::move(pieces), std::move(payload));
+}
+
+/// A frame carrying a task or reply, encoded with encode_gathered: its parameters' scalars are
+/// written straight from `message`, which the frame keeps alive.
+template <class Message>
+[[nodiscard]] outgoing_frame make_message_frame(frame_type type, std::uint64_t round,
+                                                std::shared_ptr<const Message> message) {
+  struct encoded_message {
+    std::shared_ptr<const Message> message;
+    gathered_encoding encoding;
+  };
+  auto held = std::make_shared<const encoded_message>(encoded_message{message, encode_gathered(*message)});
+  std::vector<std::span<const std::byte>> pieces;
+  held->encoding.for_each_piece([&](std::span<const std::byte> piece) { pieces.push_back(piece); });
+  return detail::framed(type, round, std::move(pieces), std::move(held));
 }
 
 /// First frame of a learner: who it is and its token (empty when the aggregator needs none).

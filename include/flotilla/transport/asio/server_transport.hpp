@@ -1,9 +1,9 @@
 #pragma once
 // The aggregator side of the TCP transport: learners dial in (they are the ones behind NAT),
 // register with a hello, and receive tasks. Models flotilla::Transport, so the coordinator runs
-// over it unchanged. One io_context thread serves every connection with coroutines; replies are
-// decoded there and handed to the coordinator as each completes, so aggregation overlaps with
-// receiving the next reply.
+// over it unchanged. One io_context thread serves every connection with coroutines; a reply's
+// parameters are received straight into place and handed to the coordinator as each completes,
+// so aggregation overlaps with receiving the next reply.
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -115,9 +115,10 @@ class server_transport {
     return true;
   }
 
-  /// Encodes the task once and queues the same bytes to every listed learner.
+  /// Encodes the task once and queues the same bytes to every listed learner; the parameters'
+  /// scalars are written from the task's own (shared, immutable) parameters, never copied.
   void send(const task<P>& work, std::span<const learner_id> to) {
-    auto frame = make_frame(frame_type::task, work.round, std::make_shared<const byte_buffer>(encode(work)));
+    auto frame = make_message_frame(frame_type::task, work.round, std::make_shared<const task<P>>(work));
     std::vector<std::function<void(outgoing_frame)>> senders;
     {
       std::lock_guard lock(mutex_);
@@ -232,9 +233,9 @@ class server_transport {
       if (auto refusal = refuse(greeting)) {
         options_.log("refused learner " + std::to_string(greeting.learner) + " from " + connection->peer() + ": " +
                      *refusal);
+        // Named, not a temporary in the co_await: GCC 12 mishandles temporaries there.
         const auto frame = make_frame(frame_type::refusal, 0, encode_reason(task_kind::fit, *refusal));
-        std::array<asio::const_buffer, 2> buffers{asio::buffer(frame.header), asio::buffer(*frame.payload)};
-        co_await asio::async_write(connection->stream(), buffers, asio::use_awaitable);
+        co_await connection->write_now(frame);
         connection->on_close(nullptr);
         connection->close("refused");
         co_return;
@@ -244,8 +245,14 @@ class server_transport {
       connection->send(make_frame(frame_type::welcome, 0));
       connection->start(options_.heartbeat_interval, options_.heartbeat_timeout);
       for (;;) {
-        auto frame = co_await connection->read_frame(options_.max_payload);
-        dispatch(*id, generation, frame);
+        const auto header = co_await connection->read_header(options_.max_payload);
+        if (header.type == frame_type::reply) {
+          auto answer = co_await read_reply(*connection, header);
+          accept_reply(*id, generation, header, std::move(answer));
+        } else {
+          const auto payload = co_await connection->read_payload(header);
+          dispatch(*id, generation, {header, payload});
+        }
       }
     } catch (const protocol_error& error) {
       connection->close(std::string("protocol error: ") + error.what());
@@ -313,33 +320,52 @@ class server_transport {
     return found->second;
   }
 
-  /// Handles one frame from a registered learner; anything out of place is a protocol error.
+  /// Receives a reply, its parameters straight into place. @throws protocol_error if it does not decode.
+  template <class Stream>
+  static asio::awaitable<reply<P>> read_reply(detail::connection<Stream>& connection, const frame_header& header) {
+    const auto undecodable = [](const decode_error& error) {
+      return protocol_error(std::string("reply payload does not decode: ") + error.what());
+    };
+    co_return co_await connection.read_message(
+        header,
+        [&](std::span<const std::byte> first, std::uint64_t total) {
+          try {
+            return decode_reply_start<P>(first, total);
+          } catch (const decode_error& error) {
+            throw undecodable(error);
+          }
+        },
+        [&](std::span<const std::byte> payload) {
+          try {
+            return decode_reply<P>(payload);
+          } catch (const decode_error& error) {
+            throw undecodable(error);
+          }
+        });
+  }
+
+  /// Hands a learner's reply to the coordinator, after checking that it is the learner's own and
+  /// (for the task in progress) that its update fits; anything else is a protocol error.
+  void accept_reply(learner_id id, std::uint64_t generation, const frame_header& header, reply<P> answer) {
+    if (answer.learner != id)
+      throw protocol_error("reply claims to come from learner " + std::to_string(answer.learner) +
+                           "; the connection belongs to learner " + std::to_string(id));
+    if (answer.round != header.round)
+      throw protocol_error("reply payload is for round " + std::to_string(answer.round) + "; its frame says round " +
+                           std::to_string(header.round));
+    std::lock_guard lock(mutex_);
+    auto& slot = registered(id, generation);
+    if (slot.pending && slot.pending->round == answer.round && slot.pending->kind == answer.kind) {
+      check_update(answer, *slot.pending);
+      slot.pending.reset();
+    }
+    inbox_.push(std::move(answer));
+  }
+
+  /// Handles any other frame from a registered learner; anything out of place is a protocol error.
   void dispatch(learner_id id, std::uint64_t generation, const detail::incoming_frame& frame) {
     switch (frame.header.type) {
       case frame_type::heartbeat: return;
-      case frame_type::reply: {
-        auto answer = [&] {
-          try {
-            return decode_reply<P>(frame.payload);
-          } catch (const decode_error& error) {
-            throw protocol_error(std::string("reply payload does not decode: ") + error.what());
-          }
-        }();
-        if (answer.learner != id)
-          throw protocol_error("reply claims to come from learner " + std::to_string(answer.learner) +
-                               "; the connection belongs to learner " + std::to_string(id));
-        if (answer.round != frame.header.round)
-          throw protocol_error("reply payload is for round " + std::to_string(answer.round) + "; its frame says round " +
-                               std::to_string(frame.header.round));
-        std::lock_guard lock(mutex_);
-        auto& slot = registered(id, generation);
-        if (slot.pending && slot.pending->round == answer.round && slot.pending->kind == answer.kind) {
-          check_update(answer, *slot.pending);
-          slot.pending.reset();
-        }
-        inbox_.push(std::move(answer));
-        return;
-      }
       case frame_type::failure: {
         auto [kind, reason] = decode_reason(frame.payload);
         std::lock_guard lock(mutex_);

@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -79,32 +80,60 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     }
   }
 
-  /// Reads one whole frame, checking the header before allocating and the checksum after.
-  /// The payload arrives in chunks into a buffer reused from frame to frame, each chunk counting
-  /// as a sign of life and extending the checksum while it is still in cache.
-  asio::awaitable<incoming_frame> read_frame(std::uint64_t max_payload) {
+  /// Reads and checks a frame header (see decode_header): nothing is allocated for a payload
+  /// before its header has passed.
+  asio::awaitable<frame_header> read_header(std::uint64_t max_payload) {
     std::array<std::byte, header_size> header_bytes{};
     co_await asio::async_read(stream_, asio::buffer(header_bytes), asio::use_awaitable);
     last_received_ = clock::now();
-    const auto header = decode_header(header_bytes, max_payload);
-    receive_buffer_.resize(static_cast<std::size_t>(header.payload_size));
-    constexpr std::size_t chunk = std::size_t{1} << 20;
-    std::uint32_t checksum = 0;
-    for (std::size_t offset = 0; offset < receive_buffer_.size();) {
-      const auto size = std::min(chunk, receive_buffer_.size() - offset);
-      co_await asio::async_read(stream_, asio::buffer(receive_buffer_.data() + offset, size), asio::use_awaitable);
-      checksum = crc32c(std::span(receive_buffer_).subspan(offset, size), checksum);
-      offset += size;
-      last_received_ = clock::now();
-    }
-    verify_checksum(header, checksum);
-    co_return incoming_frame{header, receive_buffer_};
+    co_return decode_header(header_bytes, max_payload);
   }
 
-  /// Sends queued frames until the connection closes. Header and payload go out as one gathered
-  /// write, straight from the (possibly shared) payload buffer.
+  /// Reads a header's payload into a buffer reused from frame to frame and checks its checksum.
+  asio::awaitable<std::span<const std::byte>> read_payload(const frame_header& header) {
+    std::uint32_t checksum = 0;
+    receive_buffer_.resize(static_cast<std::size_t>(header.payload_size));
+    co_await receive_into(receive_buffer_, checksum);
+    verify_checksum(header, checksum);
+    co_return receive_buffer_;
+  }
+
+  /// Reads one whole frame: header, then payload.
+  asio::awaitable<incoming_frame> read_frame(std::uint64_t max_payload) {
+    const auto header = co_await read_header(max_payload);
+    const auto payload = co_await read_payload(header);
+    co_return incoming_frame{header, payload};
+  }
+
+  /// Reads a payload that decodes to a message whose model-sized tail is received in place.
+  /// `start(first, total)` decodes from the first chunk (an optional started_decode); the rest
+  /// of the bytes then go straight into the message's parameters. When the start needs the whole
+  /// payload, it is read into the receive buffer and decoded by `whole(payload)`. Either way the
+  /// message is returned only once the checksum has passed.
+  template <class Start, class Whole>
+  asio::awaitable<std::invoke_result_t<Whole, std::span<const std::byte>>> read_message(const frame_header& header,
+                                                                                        Start start, Whole whole) {
+    const auto size = static_cast<std::size_t>(header.payload_size);
+    std::uint32_t checksum = 0;
+    receive_buffer_.resize(std::min(size, chunk_size));
+    co_await receive_into(receive_buffer_, checksum);
+    if (auto started = start(std::span<const std::byte>(receive_buffer_), header.payload_size)) {
+      co_await receive_into(started->rest, checksum);
+      verify_checksum(header, checksum);
+      co_return std::move(started->message);
+    }
+    const auto arrived = receive_buffer_.size();
+    receive_buffer_.resize(size);
+    co_await receive_into(std::span(receive_buffer_).subspan(arrived), checksum);
+    verify_checksum(header, checksum);
+    co_return whole(std::span<const std::byte>(receive_buffer_));
+  }
+
+  /// Sends queued frames until the connection closes. Header and payload pieces go out as one
+  /// gathered write, straight from the (possibly shared) memory they live in.
   asio::awaitable<void> write_loop() {
     auto self = this->shared_from_this();
+    std::vector<asio::const_buffer> buffers;
     try {
       while (open_) {
         if (queue_.empty()) {
@@ -115,16 +144,19 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
         writing_ = true;
         const outgoing_frame frame = std::move(queue_.front());
         queue_.pop_front();
-        std::array<asio::const_buffer, 2> buffers{
-            asio::buffer(frame.header),
-            frame.payload ? asio::buffer(*frame.payload) : asio::const_buffer()};
-        co_await asio::async_write(stream_, buffers, asio::use_awaitable);
+        co_await asio::async_write(stream_, gather(frame, buffers), asio::use_awaitable);
         writing_ = false;
       }
     } catch (const std::system_error& error) {
       writing_ = false;
       close("write failed: " + error.code().message());
     }
+  }
+
+  /// Writes one frame at once, bypassing the queue: for the handshake, before start().
+  asio::awaitable<void> write_now(const outgoing_frame& frame) {
+    std::vector<asio::const_buffer> buffers;
+    co_await asio::async_write(stream_, gather(frame, buffers), asio::use_awaitable);
   }
 
   /// Sends a heartbeat every `interval` and closes the connection when nothing has arrived for
@@ -158,6 +190,26 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
  private:
+  static constexpr std::size_t chunk_size = std::size_t{1} << 20;
+
+  static std::vector<asio::const_buffer>& gather(const outgoing_frame& frame, std::vector<asio::const_buffer>& buffers) {
+    buffers.assign({asio::buffer(frame.header)});
+    for (const auto piece : frame.payload) buffers.push_back(asio::buffer(piece.data(), piece.size()));
+    return buffers;
+  }
+
+  // Reads exactly `destination.size()` bytes in chunks, each counting as a sign of life and
+  // extending `checksum` while it is still in cache.
+  asio::awaitable<void> receive_into(std::span<std::byte> destination, std::uint32_t& checksum) {
+    for (std::size_t offset = 0; offset < destination.size();) {
+      const auto piece = destination.subspan(offset, std::min(chunk_size, destination.size() - offset));
+      co_await asio::async_read(stream_, asio::buffer(piece.data(), piece.size()), asio::use_awaitable);
+      checksum = crc32c(piece, checksum);
+      offset += piece.size();
+      last_received_ = clock::now();
+    }
+  }
+
   Stream stream_;
   asio::steady_timer wake_;
   std::string peer_;
