@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <utility>
 
 namespace bench {
 
@@ -15,6 +16,18 @@ double best_seconds(int repetitions, F&& work) {
     const auto start = std::chrono::steady_clock::now();
     work();
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+/// The best times of `subject` and `baseline`, run alternately so that both see the same
+/// moments of a noisy machine: a quiet spell or a busy neighbour favours neither.
+template <class Subject, class Baseline>
+std::pair<double, double> interleaved_best_seconds(int repetitions, Subject&& subject, Baseline&& baseline) {
+  std::pair<double, double> best{1e300, 1e300};
+  for (int i = 0; i < repetitions; ++i) {
+    best.first = std::min(best.first, best_seconds(1, subject));
+    best.second = std::min(best.second, best_seconds(1, baseline));
   }
   return best;
 }

@@ -38,6 +38,34 @@ TEST_CASE("CRC32C continues across chunks, and the portable and hardware paths a
   CHECK(~flotilla::tcp::detail::crc32c_portable(~0u, data.data(), data.size()) == whole);
 }
 
+TEST_CASE("every CRC32C path agrees with the table at every size, offset and starting state") {
+  std::vector<unsigned char> data(100'003 + 3);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
+#ifdef FLOTILLA_HAVE_X86_CRC32C
+  const bool sse42 = __builtin_cpu_supports("sse4.2");
+  const bool folding = sse42 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq") &&
+                       __builtin_cpu_supports("pclmul");
+  if (!sse42 || !folding) MESSAGE("this CPU lacks a hardware CRC32C path; only the dispatcher is compared");
+#endif
+  // Sizes around the folding path's 256-byte steps, 64- and 16-byte tails and 8-byte words.
+  for (const std::size_t size : {0, 1, 7, 8, 15, 16, 63, 64, 255, 256, 257, 271, 319, 320, 511, 512, 1000, 24'577,
+                                 100'003}) {
+    for (const std::size_t offset : {0, 1, 3}) {
+      for (const std::uint32_t state : {0xFFFFFFFFu, 0x12345678u}) {
+        CAPTURE(size);
+        CAPTURE(offset);
+        const auto* at = data.data() + offset;
+        const auto expected = flotilla::tcp::detail::crc32c_portable(state, at, size);
+        CHECK(~flotilla::tcp::crc32c(std::as_bytes(std::span(at, size)), ~state) == expected);
+#ifdef FLOTILLA_HAVE_X86_CRC32C
+        if (sse42) CHECK(flotilla::tcp::detail::crc32c_sse42(state, at, size) == expected);
+        if (folding && size >= 256) CHECK(flotilla::tcp::detail::crc32c_folding(state, at, size) == expected);
+#endif
+      }
+    }
+  }
+}
+
 TEST_CASE("a header round-trips and is checked field by field") {
   const flotilla::tcp::frame_header sent{frame_type::reply, 42, 1000, 0xABCDEF01u};
   auto bytes = flotilla::tcp::encode_header(sent);
