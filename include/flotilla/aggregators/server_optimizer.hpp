@@ -1,0 +1,202 @@
+#pragma once
+// Server optimizers (Reddi et al. 2021, "Adaptive Federated Optimization", Algorithm 2; FedAvgM
+// from Hsu et al. 2019). Each wraps a streaming inner rule (FedAvg by default): the inner rule's
+// result x̄ gives the round's pseudo-gradient Δ = x̄ − x, where x is the global model, and the
+// server takes an optimizer step along Δ instead of jumping to x̄. Memory: the inner rule's
+// accumulator, a copy of x and the optimizer's moments, whatever the number of learners.
+//
+//   FedAvgM     m ← β m + Δ                         x ← x + η m
+//   FedAdagrad  m ← β1 m + (1−β1) Δ   v ← v + Δ²                          x ← x + η m / (√v + τ)
+//   FedAdam     m ← β1 m + (1−β1) Δ   v ← β2 v + (1−β2) Δ²               (same step)
+//   FedYogi     m ← β1 m + (1−β1) Δ   v ← v − (1−β2) Δ² sign(v − Δ²)     (same step)
+//
+// The moments start at m = 0 and v = τ² (the paper's v₋₁ ≥ τ²). With FedAvgM's η = 1, β = 0 the
+// step is FedAvg exactly.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "flotilla/aggregators/mean.hpp"
+#include "flotilla/arithmetic.hpp"
+#include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/errors.hpp"
+
+namespace flotilla {
+
+/// FedAvgM's settings: server learning rate η and momentum β.
+struct momentum_options {
+  double learning_rate = 1.0;
+  double momentum = 0.9;
+};
+
+/// FedAdagrad's, FedAdam's and FedYogi's settings, with the paper's defaults for β1, β2 and τ.
+/// The server learning rate η has no universal default; the paper tunes it per task (it reports
+/// 10^-2 to 1 for FedAdam and FedYogi), so 0.1 here is a starting point, not a recommendation.
+struct adaptive_options {
+  double learning_rate = 0.1;  ///< η
+  double beta1 = 0.9;          ///< first-moment decay
+  double beta2 = 0.99;         ///< second-moment decay (unused by FedAdagrad)
+  double tau = 1e-3;           ///< adaptivity: larger τ behaves more like momentum SGD
+};
+
+namespace detail {
+inline void require_setting(bool holds, const std::string& what) {
+  if (!holds) throw configuration_error(what);
+}
+}  // namespace detail
+
+/// The per-coordinate updates, one type per method. `step` reads Δ and the moments of the last
+/// round and writes the new moments; it returns the step added to x.
+struct fedavgm_method {
+  using options_type = momentum_options;
+  static constexpr bool has_second_moment = false;
+  static void validate(const options_type& o) {
+    detail::require_setting(o.learning_rate > 0, "FedAvgM's server learning rate must be positive");
+    detail::require_setting(o.momentum >= 0 && o.momentum < 1, "FedAvgM's momentum must be in [0, 1)");
+  }
+  static double initial_second_moment(const options_type&) { return 0; }
+  static double step(const options_type& o, double delta, double& m, double&) {
+    m = o.momentum * m + delta;
+    return o.learning_rate * m;
+  }
+};
+
+namespace detail {
+struct adaptive_method_base {
+  using options_type = adaptive_options;
+  static constexpr bool has_second_moment = true;
+  static void validate(const options_type& o) {
+    require_setting(o.learning_rate > 0, "the server learning rate must be positive");
+    require_setting(o.beta1 >= 0 && o.beta1 < 1, "beta1 must be in [0, 1)");
+    require_setting(o.beta2 >= 0 && o.beta2 < 1, "beta2 must be in [0, 1)");
+    require_setting(o.tau > 0, "tau must be positive");
+  }
+  static double initial_second_moment(const options_type& o) { return o.tau * o.tau; }
+  static double apply(const options_type& o, double delta, double& m, double v) {
+    m = o.beta1 * m + (1 - o.beta1) * delta;
+    return o.learning_rate * m / (std::sqrt(v) + o.tau);
+  }
+};
+}  // namespace detail
+
+struct fedadagrad_method : detail::adaptive_method_base {
+  static double step(const options_type& o, double delta, double& m, double& v) {
+    v += delta * delta;
+    return apply(o, delta, m, v);
+  }
+};
+
+struct fedadam_method : detail::adaptive_method_base {
+  static double step(const options_type& o, double delta, double& m, double& v) {
+    v = o.beta2 * v + (1 - o.beta2) * delta * delta;
+    return apply(o, delta, m, v);
+  }
+};
+
+struct fedyogi_method : detail::adaptive_method_base {
+  static double step(const options_type& o, double delta, double& m, double& v) {
+    const double square = delta * delta;
+    v -= (1 - o.beta2) * square * (v > square ? 1.0 : v < square ? -1.0 : 0.0);
+    return apply(o, delta, m, v);
+  }
+};
+
+/// @brief A server optimizer `Method` stepping along the pseudo-gradient of a streaming `Inner`
+/// rule. Models `Aggregator`; the optimizer's moments carry over from round to round.
+///
+/// `result()` computes the step from the moments as they were at `start()`, so calling it twice
+/// gives the same parameters; the new moments take effect at the next `start()`.
+template <ParameterSet P, class Method, Aggregator<P> Inner = weighted_mean<P>>
+class server_optimizer {
+ public:
+  using options_type = typename Method::options_type;
+  using scalar_type = typename P::scalar_type;
+
+  server_optimizer() : server_optimizer(options_type{}) {}
+  /// @throws configuration_error for settings outside the method's domain.
+  explicit server_optimizer(options_type options, Inner inner = {})
+      : options_(options), inner_(std::move(inner)) {
+    Method::validate(options_);
+  }
+
+  void start(const P& global) {
+    if (next_) {  // the last round's result was taken: its moments are now the state
+      moments_ = std::move(next_);
+      next_.reset();
+    }
+    if (moments_ && !same_layout(moments_->first, global)) moments_.reset();  // another model: start over
+    global_ = global;
+    inner_.start(global);
+  }
+  void accept(const P& update, std::int64_t examples) { inner_.accept(update, examples); }
+  void merge(const server_optimizer& other) { inner_.merge(other.inner_); }
+  [[nodiscard]] std::size_t accepted() const { return inner_.accepted(); }
+
+  [[nodiscard]] P result() const {
+    if (!global_) throw std::logic_error("result() before start(): the optimizer has no global model");
+    const P mean = inner_.result();
+    P out = *global_;
+    moments next = moments_ ? *moments_ : fresh_moments(*global_);
+    const auto x = global_->values();
+    const auto target = mean.values();
+    auto stepped = out.values();
+    auto first = next.first.values();
+    auto second = next.second ? next.second->values() : std::span<scalar_type>();
+    for (std::size_t i = 0; i < stepped.size(); ++i) {
+      double m = first[i], v = second.empty() ? 0.0 : double(second[i]);
+      const double step = Method::step(options_, double(target[i]) - double(x[i]), m, v);
+      first[i] = static_cast<scalar_type>(m);
+      if (!second.empty()) second[i] = static_cast<scalar_type>(v);
+      stepped[i] = static_cast<scalar_type>(double(x[i]) + step);
+    }
+    next_ = std::move(next);
+    return out;
+  }
+
+  [[nodiscard]] const options_type& options() const { return options_; }
+  [[nodiscard]] const Inner& inner() const { return inner_; }
+
+ private:
+  struct moments {
+    P first;
+    std::optional<P> second;  // FedAvgM has none
+  };
+
+  moments fresh_moments(const P& like) const {
+    moments fresh{like, std::nullopt};
+    fill(fresh.first, scalar_type{0});
+    if constexpr (Method::has_second_moment) {
+      fresh.second = like;
+      fill(*fresh.second, static_cast<scalar_type>(Method::initial_second_moment(options_)));
+    }
+    return fresh;
+  }
+
+  options_type options_;
+  Inner inner_;
+  std::optional<P> global_;
+  std::optional<moments> moments_;
+  mutable std::optional<moments> next_;  // written by result(), adopted by the next start()
+};
+
+/// FedAvgM: server momentum over FedAvg's pseudo-gradient (Hsu et al. 2019).
+template <ParameterSet P, Aggregator<P> Inner = weighted_mean<P>>
+using fedavgm = server_optimizer<P, fedavgm_method, Inner>;
+/// FedAdagrad (Reddi et al. 2021).
+template <ParameterSet P, Aggregator<P> Inner = weighted_mean<P>>
+using fedadagrad = server_optimizer<P, fedadagrad_method, Inner>;
+/// FedAdam (Reddi et al. 2021).
+template <ParameterSet P, Aggregator<P> Inner = weighted_mean<P>>
+using fedadam = server_optimizer<P, fedadam_method, Inner>;
+/// FedYogi (Reddi et al. 2021).
+template <ParameterSet P, Aggregator<P> Inner = weighted_mean<P>>
+using fedyogi = server_optimizer<P, fedyogi_method, Inner>;
+
+}  // namespace flotilla
