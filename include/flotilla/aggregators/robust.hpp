@@ -1,0 +1,246 @@
+#pragma once
+// Robust rules for rounds in which some learners may be faulty or malicious: coordinate-wise
+// median (FedMedian), trimmed mean (Yin et al. 2018), Krum and Multi-Krum (Blanchard et al.
+// 2017) and Bulyan (El Mhamdi et al. 2018). Unlike the means, these need every update of the
+// round at once, so they keep them all: memory grows with learners x model size. Their types say
+// so (`needs_all_updates`). They count every update the same, whatever its example count, since
+// a malicious learner could claim any count.
+//
+// The results do not depend on the order in which updates arrived: coordinate-wise rules work on
+// sorted values, and Krum breaks ties between equal scores by comparing the updates themselves.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "flotilla/arithmetic.hpp"
+#include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/errors.hpp"
+
+namespace flotilla {
+
+/// @brief What every robust rule shares: the round's updates, kept until `result()`.
+template <ParameterSet P>
+class gathering_rule {
+ public:
+  /// These rules hold the whole round in memory (see needs_all_updates_v).
+  static constexpr bool needs_all_updates = true;
+
+  void start(const P&) { updates_.clear(); }
+  void accept(const P& update, std::int64_t) { updates_.push_back(update); }
+  void merge(const gathering_rule& other) { updates_.insert(updates_.end(), other.updates_.begin(), other.updates_.end()); }
+  [[nodiscard]] std::size_t accepted() const { return updates_.size(); }
+
+ protected:
+  using scalar_type = typename P::scalar_type;
+
+  void require_updates(const char* rule) const {
+    if (updates_.empty()) throw std::logic_error(std::string(rule) + " of a round with no accepted updates");
+  }
+
+  /// A copy of the first update whose every coordinate `j` is set to `combine(values)`, where
+  /// `values` holds coordinate j of every update, sorted ascending.
+  template <class Combine>
+  P per_coordinate(Combine combine) const {
+    P out = updates_.front();
+    auto result = out.values();
+    std::vector<double> column(updates_.size());
+    for (std::size_t j = 0; j < result.size(); ++j) {
+      for (std::size_t i = 0; i < updates_.size(); ++i) column[i] = double(updates_[i].values()[j]);
+      std::ranges::sort(column);
+      result[j] = static_cast<scalar_type>(combine(std::span<const double>(column)));
+    }
+    return out;
+  }
+
+  std::vector<P> updates_;
+};
+
+namespace detail {
+inline double median_of_sorted(std::span<const double> sorted) {
+  const auto n = sorted.size();
+  return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+inline double mean_of(std::span<const double> values) {
+  return std::accumulate(values.begin(), values.end(), 0.0) / double(values.size());
+}
+}  // namespace detail
+
+/// FedMedian: each coordinate is the median of the updates' values (the mean of the two middle
+/// values for an even count).
+template <ParameterSet P>
+class coordinate_median : public gathering_rule<P> {
+ public:
+  [[nodiscard]] P result() const {
+    this->require_updates("median");
+    return this->per_coordinate(detail::median_of_sorted);
+  }
+};
+
+/// FedTrimmedAvg: each coordinate is the mean of the updates' values after dropping the
+/// floor(beta x n) smallest and as many largest.
+template <ParameterSet P>
+class trimmed_mean : public gathering_rule<P> {
+ public:
+  /// @throws configuration_error unless 0 <= beta < 0.5 (at least one value must remain).
+  explicit trimmed_mean(double beta = 0.2) : beta_(beta) {
+    if (!(beta >= 0 && beta < 0.5))
+      throw configuration_error("trimmed mean's beta must be in [0, 0.5); got " + std::to_string(beta));
+  }
+  [[nodiscard]] P result() const {
+    this->require_updates("trimmed mean");
+    const auto trimmed = static_cast<std::size_t>(std::floor(beta_ * double(this->updates_.size())));
+    return this->per_coordinate([&](std::span<const double> sorted) {
+      return detail::mean_of(sorted.subspan(trimmed, sorted.size() - 2 * trimmed));
+    });
+  }
+  [[nodiscard]] double beta() const { return beta_; }
+
+ private:
+  double beta_;
+};
+
+namespace detail {
+// Krum's selection over the updates still in `candidates`: the one whose squared distances to
+// its nearest max(1, n - f - 2) fellow candidates sum lowest; ties go to the lexicographically
+// smaller update, so the choice does not depend on arrival order.
+template <ParameterSet P>
+std::size_t krum_choice(const std::vector<P>& updates, const std::vector<std::vector<double>>& distance,
+                        const std::vector<std::size_t>& candidates, std::size_t f) {
+  const std::size_t n = candidates.size();
+  const std::size_t neighbours = n >= f + 3 ? n - f - 2 : 1;
+  std::size_t best = candidates.front();
+  double best_score = INFINITY;
+  std::vector<double> near;
+  for (const auto i : candidates) {
+    near.clear();
+    for (const auto j : candidates)
+      if (j != i) near.push_back(distance[i][j]);
+    const auto count = std::min(neighbours, near.size());
+    std::ranges::partial_sort(near, near.begin() + static_cast<std::ptrdiff_t>(count));
+    const double score = std::accumulate(near.begin(), near.begin() + static_cast<std::ptrdiff_t>(count), 0.0);
+    const bool better = score < best_score ||
+                        (score == best_score && std::ranges::lexicographical_compare(updates[i].values(),
+                                                                                     updates[best].values()));
+    if (better) {
+      best = i;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+// Squared Euclidean distances between every pair of updates.
+template <ParameterSet P>
+std::vector<std::vector<double>> pairwise_distances(const std::vector<P>& updates) {
+  std::vector<std::vector<double>> distance(updates.size(), std::vector<double>(updates.size(), 0.0));
+  for (std::size_t i = 0; i < updates.size(); ++i)
+    for (std::size_t j = i + 1; j < updates.size(); ++j) {
+      const auto a = updates[i].values(), b = updates[j].values();
+      double sum = 0;
+      for (std::size_t k = 0; k < a.size(); ++k) {
+        const double d = double(a[k]) - double(b[k]);
+        sum += d * d;
+      }
+      distance[i][j] = distance[j][i] = sum;
+    }
+  return distance;
+}
+
+// Picks `count` updates by Krum applied again and again to those not yet picked.
+template <ParameterSet P>
+std::vector<std::size_t> repeated_krum(const std::vector<P>& updates, std::size_t f, std::size_t count) {
+  const auto distance = pairwise_distances(updates);
+  std::vector<std::size_t> candidates(updates.size());
+  std::iota(candidates.begin(), candidates.end(), std::size_t{0});
+  std::vector<std::size_t> chosen;
+  while (chosen.size() < count) {
+    const auto pick = krum_choice(updates, distance, candidates, f);
+    chosen.push_back(pick);
+    std::erase(candidates, pick);
+  }
+  return chosen;
+}
+}  // namespace detail
+
+/// @brief Krum and Multi-Krum: with at most `f` Byzantine learners among n, score each update by
+/// the summed squared distances to its n - f - 2 nearest others and return the mean of the
+/// `selected` best-scoring ones (Krum: selected = 1). Needs n >= 2f + 3.
+template <ParameterSet P>
+class krum : public gathering_rule<P> {
+ public:
+  /// @throws configuration_error if `selected` is zero.
+  explicit krum(std::size_t f = 0, std::size_t selected = 1) : f_(f), selected_(selected) {
+    if (selected == 0) throw configuration_error("Krum must select at least one update");
+  }
+  /// @throws configuration_error when the round has too few updates for the assumed f, or fewer
+  /// than n - f updates remain to select from.
+  [[nodiscard]] P result() const {
+    this->require_updates("Krum");
+    const auto n = this->updates_.size();
+    if (n < 2 * f_ + 3)
+      throw configuration_error("Krum with f = " + std::to_string(f_) + " needs at least 2f + 3 = " +
+                                std::to_string(2 * f_ + 3) + " updates; the round has " + std::to_string(n));
+    if (selected_ > n - f_)
+      throw configuration_error("Multi-Krum cannot select " + std::to_string(selected_) + " of " + std::to_string(n) +
+                                " updates when f = " + std::to_string(f_) + " may be Byzantine (at most n - f)");
+    const auto chosen = detail::repeated_krum(this->updates_, f_, selected_);
+    P out = this->updates_[chosen.front()];
+    for (std::size_t k = 1; k < chosen.size(); ++k) axpy(out, typename P::scalar_type{1}, this->updates_[chosen[k]]);
+    if (chosen.size() > 1) scale(out, static_cast<typename P::scalar_type>(1.0 / double(chosen.size())));
+    return out;
+  }
+
+ private:
+  std::size_t f_;
+  std::size_t selected_;
+};
+
+/// @brief Bulyan: with at most `f` Byzantine learners among n, pick theta = n - 2f updates by
+/// repeated Krum, then set each coordinate to the mean of the beta = theta - 2f picked values
+/// closest to their median. Needs n >= 4f + 3.
+template <ParameterSet P>
+class bulyan : public gathering_rule<P> {
+ public:
+  explicit bulyan(std::size_t f = 0) : f_(f) {}
+
+  /// @throws configuration_error when the round has fewer than 4f + 3 updates.
+  [[nodiscard]] P result() const {
+    this->require_updates("Bulyan");
+    const auto n = this->updates_.size();
+    if (n < 4 * f_ + 3)
+      throw configuration_error("Bulyan with f = " + std::to_string(f_) + " needs at least 4f + 3 = " +
+                                std::to_string(4 * f_ + 3) + " updates; the round has " + std::to_string(n));
+    const auto theta = n - 2 * f_;
+    const auto beta = theta - 2 * f_;
+    std::vector<P> picked;
+    for (const auto i : detail::repeated_krum(this->updates_, f_, theta)) picked.push_back(this->updates_[i]);
+    P out = picked.front();
+    auto result = out.values();
+    std::vector<double> column(theta);
+    for (std::size_t j = 0; j < result.size(); ++j) {
+      for (std::size_t i = 0; i < theta; ++i) column[i] = double(picked[i].values()[j]);
+      std::ranges::sort(column);
+      const double median = detail::median_of_sorted(column);
+      // The beta values closest to the median (ties to the smaller value), then their mean.
+      std::ranges::sort(column, [&](double a, double b) {
+        const double da = std::abs(a - median), db = std::abs(b - median);
+        return da < db || (da == db && a < b);
+      });
+      result[j] = static_cast<typename P::scalar_type>(detail::mean_of(std::span<const double>(column).first(beta)));
+    }
+    return out;
+  }
+
+ private:
+  std::size_t f_;
+};
+
+}  // namespace flotilla
