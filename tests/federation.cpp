@@ -190,3 +190,70 @@ TEST_CASE("federated evaluation over learners' test splits equals evaluation on 
   CHECK(record.federated_metrics.at("accuracy") == doctest::Approx(record.central_metrics.at("accuracy")));
   CHECK(record.federated_metrics.at("loss") == doctest::Approx(record.central_metrics.at("loss")));
 }
+
+namespace {
+// A learner that trains honestly, then sends the update sign-flipped and scaled: the attack the
+// robust rules are built for. It reports many examples, to pull FedAvg harder.
+struct sign_flipper {
+  linear model{3, {.learning_rate = 0.05, .epochs = 5, .batch_size = 0}};
+  bool attacks = false;
+  linear::parameters_type sent;
+  const linear::parameters_type& parameters() const { return attacks ? sent : model.parameters(); }
+  void set_parameters(const linear::parameters_type& p) { model.set_parameters(p); }
+  flotilla::local_result fit(const linear::data_type& data, const flotilla::fit_config& config) {
+    const auto before = model.parameters();
+    auto result = model.fit(data, config);
+    if (!attacks) return result;
+    sent = before;  // before - 10 (after - before): ten times the honest step, backwards
+    flotilla::axpy(sent, -10.0, flotilla::difference(model.parameters(), before));
+    return {result.examples * 10, result.metrics};
+  }
+};
+
+// Distance of a linear model's weights and bias from the truth: weights (2, -1, 0), bias 0.5.
+double error_of(const linear::parameters_type& p) {
+  const auto w = p.values();
+  return std::sqrt((w[0] - 2) * (w[0] - 2) + (w[1] + 1) * (w[1] + 1) + w[2] * w[2] + (w[3] - 0.5) * (w[3] - 0.5));
+}
+
+// Trains 11 learners, 2 of them attackers, with `rule` for 30 rounds; returns the final error.
+template <class Rule>
+double attacked_error(Rule rule) {
+  std::vector<flotilla::learner<sign_flipper, linear::data_type>> learners;
+  for (std::size_t i = 0; i < 11; ++i)
+    learners.emplace_back(i, sign_flipper{.attacks = i < 2}, regression_data(40, 50 + i, 0.0));
+  flotilla::in_memory_transport transport(std::move(learners), 2);
+  flotilla::coordinator federation(transport, linear(3).parameters(), {.quorum = 11}, std::move(rule));
+  federation.run(flotilla::stop::after_rounds(30));
+  return error_of(federation.global());
+}
+}  // namespace
+
+TEST_CASE("under sign-flipping attackers the robust rules keep the model while FedAvg is dragged away") {
+  using params = linear::parameters_type;
+  const double fedavg = attacked_error(flotilla::weighted_mean<params>{});
+  CHECK(fedavg > 1.0);
+  CHECK(attacked_error(flotilla::coordinate_median<params>{}) < 0.05);
+  CHECK(attacked_error(flotilla::trimmed_mean<params>(0.2)) < 0.05);
+  CHECK(attacked_error(flotilla::krum<params>(2)) < 0.05);
+  CHECK(attacked_error(flotilla::krum<params>(2, 5)) < 0.05);
+  CHECK(attacked_error(flotilla::bulyan<params>(2)) < 0.05);
+}
+
+TEST_CASE("a federation runs with a server optimizer as its rule") {
+  using params = linear::parameters_type;
+  const auto error_with = [](auto rule) {
+    std::vector<flotilla::learner<linear, linear::data_type>> learners;
+    for (std::size_t i = 0; i < 4; ++i)
+      learners.emplace_back(i, linear(3, {.learning_rate = 0.05, .epochs = 2, .batch_size = 0}),
+                            regression_data(40, 80 + i, 0.0));
+    flotilla::in_memory_transport transport(std::move(learners), 2);
+    flotilla::coordinator federation(transport, linear(3).parameters(), {.quorum = 4}, std::move(rule));
+    federation.run(flotilla::stop::after_rounds(60));
+    return error_of(federation.global());
+  };
+  CHECK(error_with(flotilla::fedavgm<params>({.learning_rate = 1.0, .momentum = 0.5})) < 0.01);
+  CHECK(error_with(flotilla::fedadam<params>({.learning_rate = 0.05})) < 0.05);
+  CHECK(error_with(flotilla::fedyogi<params>({.learning_rate = 0.05})) < 0.05);
+  CHECK(error_with(flotilla::fedadagrad<params>({.learning_rate = 0.5})) < 0.05);
+}

@@ -3,6 +3,8 @@
 // and data readers with extra dependencies live in their own headers and targets.
 
 #include "flotilla/aggregators/mean.hpp"
+#include "flotilla/aggregators/robust.hpp"
+#include "flotilla/aggregators/server_optimizer.hpp"
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/learner.hpp"
