@@ -58,3 +58,24 @@ TEST_CASE("mismatched data and parameters are refused") {
   CHECK_THROWS_WITH_AS(m.set_parameters(model(3).parameters()),
                        "new parameters has 4 parameters; the linear regression model has 3", flotilla::layout_error);
 }
+
+TEST_CASE("FedProx's proximal term adds mu (w - w_global) to every step's gradient") {
+  // Two full-batch steps, rate 0.1. Step 1 starts at the global model, where the term is zero:
+  // w = 1.3, b = 0.8 as in the plain test above. Step 2 at (1.3, 0.8): residuals -0.9 and -1.6,
+  // dw = -0.9 - 3.2 = -4.1, db = -2.5, so plain SGD reaches (1.71, 1.05); the proximal term
+  // adds 0.1 * mu * (1.3, 0.8) = (0.065, 0.04) for mu = 0.5 and pulls back to (1.645, 1.01).
+  model plain(1, {.learning_rate = 0.1, .epochs = 2, .batch_size = 0});
+  plain.fit(two_points(), {});
+  CHECK(plain.parameters().values("weight")[0] == doctest::Approx(1.71));
+  CHECK(plain.parameters().values("bias")[0] == doctest::Approx(1.05));
+  model proximal(1, {.learning_rate = 0.1, .epochs = 2, .batch_size = 0, .proximal_mu = 0.5});
+  proximal.fit(two_points(), {});
+  CHECK(proximal.parameters().values("weight")[0] == doctest::Approx(1.645));
+  CHECK(proximal.parameters().values("bias")[0] == doctest::Approx(1.01));
+  // The coordinator turns it on for every learner through fit_config.
+  model configured(1, {.learning_rate = 0.1, .epochs = 2, .batch_size = 0});
+  configured.fit(two_points(), {.round = 1, .seed = 0, .values = {{"proximal_mu", 0.5}}});
+  CHECK(configured.parameters() == proximal.parameters());
+  CHECK_THROWS_WITH_AS(configured.fit(two_points(), {.round = 1, .seed = 0, .values = {{"proximal_mu", -1}}}),
+                       "proximal_mu must be >= 0; got -1.000000", flotilla::configuration_error);
+}

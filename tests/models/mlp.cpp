@@ -1,5 +1,7 @@
 #include <flotilla/models/mlp.hpp>
 
+#include <flotilla/arithmetic.hpp>
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -111,4 +113,17 @@ TEST_CASE("bad shapes and labels are refused") {
   const model::data_type more_classes{Eigen::MatrixXd::Zero(4, 2), {0, 1}, 10};
   CHECK_THROWS_WITH_AS((void)m.evaluate(more_classes), "data has 10 classes; the model predicts 3",
                        flotilla::layout_error);
+}
+
+TEST_CASE("FedProx's proximal term keeps an MLP's local training closer to the global model") {
+  const auto data = small_problem(200, 5);
+  const model start({4, 8, 3}, {.learning_rate = 0.2, .epochs = 5, .batch_size = 16}, 2);
+  const auto distance_after = [&](double mu) {
+    model m = start;
+    m.fit(data, {.round = 1, .seed = 9, .values = {{"proximal_mu", mu}}});
+    return flotilla::l2_norm(flotilla::difference(m.parameters(), start.parameters()));
+  };
+  const double free = distance_after(0), held = distance_after(1.0), tight = distance_after(4.0);
+  CHECK(held < 0.8 * free);
+  CHECK(tight < 0.8 * held);
 }

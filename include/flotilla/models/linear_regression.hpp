@@ -37,7 +37,9 @@ class linear_regression {
     Scalar& bias = params_.values().back();
     double loss_sum = 0;
     std::size_t loss_count = 0;
+    detail::proximal_term proximal(params_, options.proximal_mu);
     detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
+      proximal.before_step(params_);
       Eigen::Matrix<Scalar, Eigen::Dynamic, 1> gradient = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>::Zero(weight.size());
       Scalar bias_gradient = 0;
       for (auto i : batch) {
@@ -51,6 +53,7 @@ class linear_regression {
       const auto step = static_cast<Scalar>(2.0 * options.learning_rate / static_cast<double>(batch.size()));
       weight -= step * gradient;
       bias -= step * bias_gradient;
+      proximal.after_step(params_, options.learning_rate);
     });
     return {static_cast<std::int64_t>(data.size()), {{"loss", loss_count ? loss_sum / double(loss_count) : 0.0}}};
   }

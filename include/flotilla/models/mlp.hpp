@@ -58,7 +58,9 @@ class mlp {
     matrix delta, next_delta;
     double loss_sum = 0;
     std::size_t seen = 0;
+    detail::proximal_term proximal(params_, options.proximal_mu);
     detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
+      proximal.before_step(params_);
       const auto size = static_cast<Eigen::Index>(batch.size());
       activations[0].resize(data.features.rows(), size);
       for (Eigen::Index j = 0; j < size; ++j) activations[0].col(j) = data.features.col(static_cast<Eigen::Index>(batch[j]));
@@ -82,6 +84,7 @@ class mlp {
         bias.noalias() -= rate * delta.rowwise().sum();
         if (layer > 0) delta.swap(next_delta);
       }
+      proximal.after_step(params_, options.learning_rate);
     });
     return {static_cast<std::int64_t>(data.size()), {{"loss", seen ? loss_sum / double(seen) : 0.0}}};
   }

@@ -5,11 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "flotilla/concepts/model.hpp"
+#include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/random.hpp"
 
@@ -19,9 +21,13 @@ struct sgd_options {
   double learning_rate = 0.1;
   std::size_t epochs = 1;       ///< passes over the local data per round
   std::size_t batch_size = 32;  ///< 0 means the whole local dataset (full-batch gradient descent)
+  /// FedProx's mu (Li et al. 2020): adds (mu / 2) ||w - w_global||^2 to the local loss, where
+  /// w_global are the parameters the round's fit started from. 0 is plain local SGD (FedAvg).
+  double proximal_mu = 0;
 
-  /// These options with "learning_rate", "epochs" and "batch_size" from `config` where set.
-  /// @throws configuration_error for a rate that is not positive or counts that are not whole.
+  /// These options with "learning_rate", "epochs", "batch_size" and "proximal_mu" from `config`
+  /// where set. @throws configuration_error for a rate that is not positive, counts that are not
+  /// whole, or a negative mu.
   [[nodiscard]] sgd_options with(const fit_config& config) const {
     const auto count = [&](const char* key, std::size_t fallback) {
       const double value = config.get(key, static_cast<double>(fallback));
@@ -30,9 +36,11 @@ struct sgd_options {
       return static_cast<std::size_t>(value);
     };
     sgd_options out{config.get("learning_rate", learning_rate), count("epochs", epochs),
-                    count("batch_size", batch_size)};
+                    count("batch_size", batch_size), config.get("proximal_mu", proximal_mu)};
     if (!(out.learning_rate > 0))
       throw configuration_error("learning_rate must be positive; got " + std::to_string(out.learning_rate));
+    if (!(out.proximal_mu >= 0))
+      throw configuration_error("proximal_mu must be >= 0; got " + std::to_string(out.proximal_mu));
     return out;
   }
 };
@@ -56,6 +64,38 @@ void for_each_minibatch(std::size_t examples, const sgd_options& options, std::u
     }
   }
 }
+
+/// FedProx's proximal term for one fit. It remembers the parameters the fit started from (the
+/// global model) and adds the term's gradient mu (w - w_global), taken at the same w as the data
+/// gradient, to every step: call `before_step(w)` before a step's data update and
+/// `after_step(w, rate)` after it. Does nothing when mu is 0.
+template <ParameterSet P>
+class proximal_term {
+ public:
+  proximal_term(const P& start, double mu) : mu_(mu) {
+    if (mu_ > 0) {
+      anchor_.emplace(start);
+      pull_.emplace(start);
+    }
+  }
+  void before_step(const P& w) {
+    if (!anchor_) return;
+    const auto now = w.values(), anchor = anchor_->values();
+    auto pull = pull_->values();
+    for (std::size_t i = 0; i < pull.size(); ++i) pull[i] = now[i] - anchor[i];
+  }
+  void after_step(P& w, double rate) {
+    if (!anchor_) return;
+    const auto factor = static_cast<typename P::scalar_type>(rate * mu_);
+    auto now = w.values();
+    const auto pull = pull_->values();
+    for (std::size_t i = 0; i < now.size(); ++i) now[i] -= factor * pull[i];
+  }
+
+ private:
+  double mu_;
+  std::optional<P> anchor_, pull_;
+};
 
 }  // namespace detail
 }  // namespace flotilla
