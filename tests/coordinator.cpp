@@ -238,3 +238,31 @@ TEST_CASE("settings that cannot work are refused when the coordinator is made") 
                   flotilla::configuration_error);
   CHECK_THROWS_AS(flotilla::coordinator(transport, of({0}), {.evaluation_fraction = -1}), flotilla::configuration_error);
 }
+
+TEST_CASE("metrics are weighted by examples unless a reducer is named for them") {
+  scripted_transport transport{.learners = {1, 2, 3}};
+  transport.respond = [](const flotilla::task<params>&, std::span<const learner_id>) -> std::vector<message> {
+    return {fit_reply(1, 1, of({0}), 1, {{"loss", 4.0}, {"steps", 10}, {"accuracy", 0.5}}),
+            fit_reply(2, 1, of({0}), 3, {{"loss", 1.0}, {"steps", 30}, {"accuracy", 1.0}}),
+            fit_reply(3, 1, of({0}), 4, {{"loss", 2.0}, {"steps", 40}})};
+  };
+  flotilla::coordinator federation(
+      transport, of({0}),
+      {.quorum = 3, .metric_reducers = {{"steps", flotilla::reduce::sum}, {"loss", flotilla::reduce::max}}});
+  const auto& record = federation.run_round();
+  CHECK(record.fit_metrics.at("loss") == 4.0);                       // the worst learner
+  CHECK(record.fit_metrics.at("steps") == 80.0);                     // 10 + 30 + 40
+  CHECK(record.fit_metrics.at("accuracy") == doctest::Approx(0.875));  // (0.5 * 1 + 1.0 * 3) / 4
+}
+
+TEST_CASE("the ready-made metric reducers") {
+  const std::vector<flotilla::metric_sample> samples{{2.0, 1}, {-1.0, 3}, {5.0, 4}};
+  CHECK(flotilla::reduce::weighted_mean(samples) == doctest::Approx((2.0 - 3.0 + 20.0) / 8));
+  CHECK(flotilla::reduce::mean(samples) == 2.0);
+  CHECK(flotilla::reduce::sum(samples) == 6.0);
+  CHECK(flotilla::reduce::min(samples) == -1.0);
+  CHECK(flotilla::reduce::max(samples) == 5.0);
+  scripted_transport transport{.learners = {1}};
+  CHECK_THROWS_WITH_AS(flotilla::coordinator(transport, of({0}), {.metric_reducers = {{"loss", nullptr}}}),
+                       "metric 'loss' has an empty reducer", flotilla::configuration_error);
+}

@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -20,11 +22,13 @@
 
 #include "flotilla/aggregators/mean.hpp"
 #include "flotilla/arithmetic.hpp"
+#include "flotilla/checkpoint.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/transport.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/history.hpp"
 #include "flotilla/messages.hpp"
+#include "flotilla/metric_reducers.hpp"
 #include "flotilla/random.hpp"
 #include "flotilla/selection.hpp"
 #include "flotilla/stopping.hpp"
@@ -39,6 +43,11 @@ struct coordinator_options {
   double evaluation_fraction = 0;      ///< share of learners asked to evaluate; 0 turns it off
   std::uint64_t seed = 0;              ///< drives selection and learners' shuffling
   std::map<std::string, double> fit_settings;  ///< sent to learners as fit_config::values
+  /// How a metric is combined across replies, by name; any other metric is the mean weighted
+  /// by examples (see metric_reducers.hpp).
+  std::map<std::string, metric_reducer> metric_reducers;
+  /// When set, the coordinator's state is written here after every round (see save_checkpoint).
+  std::filesystem::path checkpoint_path;
 
   /// @throws configuration_error naming the setting that cannot work.
   void validate() const {
@@ -47,6 +56,8 @@ struct coordinator_options {
     if (!(round_timeout.count() > 0)) throw configuration_error("round_timeout must be positive");
     if (!(evaluation_fraction >= 0 && evaluation_fraction <= 1))
       throw configuration_error("evaluation_fraction must be in [0, 1]; got " + std::to_string(evaluation_fraction));
+    for (const auto& [name, reducer] : metric_reducers)
+      if (!reducer) throw configuration_error("metric '" + name + "' has an empty reducer");
   }
 };
 
@@ -108,8 +119,67 @@ class coordinator {
     record.round_seconds = seconds(now - round_start);
     record.elapsed_seconds = seconds(now - *started_);
     history_.rounds.push_back(std::move(record));
+    if constexpr (requires { wire_codec<parameters_type>{}; })
+      if (!options_.checkpoint_path.empty()) save_checkpoint(options_.checkpoint_path);
     if (observer_) observer_(history_.rounds.back());
     return history_.rounds.back();
+  }
+
+  /// Writes everything needed to continue the run (round number, selection generator, global
+  /// parameters, the rule's state between rounds, history) to `path`, atomically. Needs a
+  /// wire_codec for the parameters. @throws std::system_error if the file cannot be written.
+  void save_checkpoint(const std::filesystem::path& path) const
+    requires requires { wire_codec<parameters_type>{}; }
+  {
+    byte_buffer bytes;
+    wire_writer out(bytes);
+    detail::write_envelope(out, wire_content::checkpoint);
+    out.write(round_);
+    std::ostringstream engine;
+    engine << engine_;
+    out.write_string(engine.str());
+    wire_codec<parameters_type>::write(out, *global_);
+    detail::write_history(out, history_);
+    out.write(static_cast<std::uint8_t>(CheckpointableRule<Rule> ? 1 : 0));
+    if constexpr (CheckpointableRule<Rule>) rule_.save_state(out);
+    write_file_atomically(path, bytes);
+  }
+
+  /// Continues from a checkpoint written by save_checkpoint with the same kind of rule and
+  /// model: a run interrupted after round k and resumed here ends exactly as an uninterrupted
+  /// one would, given deterministic learners and reply order. On any error nothing changes.
+  /// @throws std::system_error if the file cannot be read, decode_error if it is not a valid
+  /// checkpoint, layout_error if its model's layout differs from this coordinator's.
+  void load_checkpoint(const std::filesystem::path& path)
+    requires requires { wire_codec<parameters_type>{}; } && std::copy_constructible<Rule>
+  {
+    const auto bytes = read_file(path);
+    try {
+      detail::decode_message(bytes, checkpoint_limits, wire_content::checkpoint, [&](wire_reader& in) {
+        const auto round = in.read<std::uint64_t>("round");
+        std::istringstream engine_text(in.read_string("selection generator"));
+        random_engine engine;
+        if (!(engine_text >> engine)) throw decode_error("the selection generator's state does not parse");
+        auto global = std::make_shared<const parameters_type>(wire_codec<parameters_type>::read(in));
+        require_same_layout(*global, *global_, "the checkpoint's model", "this coordinator's model");
+        auto past = detail::read_history(in);
+        Rule rule = rule_;
+        const bool has_rule_state = in.read<std::uint8_t>("rule state flag") != 0;
+        if (has_rule_state != CheckpointableRule<Rule>)
+          throw decode_error(has_rule_state ? "it holds the state of a rule this coordinator's rule does not keep"
+                                            : "it holds no state for this coordinator's rule");
+        if constexpr (CheckpointableRule<Rule>) rule.load_state(in);
+        in.expect_end();
+        round_ = round;
+        engine_ = engine;
+        global_ = std::move(global);
+        history_ = std::move(past);
+        rule_ = std::move(rule);
+        return 0;
+      });
+    } catch (const decode_error& error) {
+      throw decode_error("checkpoint " + path.string() + ": " + error.what());
+    }
   }
 
   [[nodiscard]] const parameters_type& global() const { return *global_; }
@@ -165,7 +235,7 @@ class coordinator {
   void collect(task_kind kind, const std::vector<learner_id>& asked, round_record& record,
                std::vector<learner_id>& accepted, metrics& merged, Use use) {
     std::set<learner_id> pending(asked.begin(), asked.end());
-    std::map<std::string, std::pair<double, double>> sums;  // metric -> (sum of w * value, sum of w)
+    std::map<std::string, std::vector<metric_sample>> samples;  // a double per learner and metric
     const auto deadline = deadline_clock::now() +
                           std::chrono::duration_cast<deadline_clock::duration>(options_.round_timeout);
     const auto reject = [&](learner_id learner, task_kind message_kind, std::uint64_t round, std::string reason) {
@@ -191,18 +261,17 @@ class coordinator {
       pending.erase(answer.learner);
       accepted.push_back(answer.learner);
       if (kind == task_kind::fit) record.examples += answer.result.examples;
-      const auto weight = static_cast<double>(answer.result.examples);
-      for (const auto& [name, value] : answer.result.metrics) {
-        sums[name].first += weight * value;
-        sums[name].second += weight;
-      }
+      for (const auto& [name, value] : answer.result.metrics) samples[name].push_back({value, answer.result.examples});
     }
     for (auto learner : pending)
       record.rejections.push_back({learner, kind, round_,
                                    "no reply within the phase deadline of " +
                                        detail::number(options_.round_timeout.count()) + " s"});
     std::ranges::sort(accepted);
-    for (const auto& [name, sum] : sums) merged[name] = sum.first / sum.second;
+    for (const auto& [name, values] : samples) {
+      const auto custom = options_.metric_reducers.find(name);
+      merged[name] = custom != options_.metric_reducers.end() ? custom->second(values) : reduce::weighted_mean(values);
+    }
   }
 
   /// The reason a reply cannot be used, or nothing when it is valid ("validate at the door").

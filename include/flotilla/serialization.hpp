@@ -42,7 +42,7 @@ inline constexpr std::uint16_t wire_format_version = 1;
 inline constexpr std::uint32_t wire_magic = 0x4C544C46;
 
 /// What an encoded buffer holds, written after the version.
-enum class wire_content : std::uint8_t { parameters = 1, task = 2, reply = 3 };
+enum class wire_content : std::uint8_t { parameters = 1, task = 2, reply = 3, checkpoint = 4 };
 
 /// Encoded bytes: cache-aligned, not zero-filled on resize, and recycled when large (see
 /// detail/aligned_allocator.hpp), because wire buffers are as large as the model.

@@ -27,6 +27,7 @@
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/errors.hpp"
+#include "flotilla/serialization.hpp"
 
 namespace flotilla {
 
@@ -160,6 +161,34 @@ class server_optimizer {
     }
     next_ = std::move(next);
     return out;
+  }
+
+  /// Writes the moments the next round starts from (for checkpoints).
+  void save_state(wire_writer& out) const
+    requires requires { wire_codec<P>{}; }
+  {
+    const auto& state = next_ ? next_ : moments_;
+    out.write(static_cast<std::uint8_t>(state ? 1 : 0));
+    if (!state) return;
+    wire_codec<P>::write(out, state->first);
+    out.write(static_cast<std::uint8_t>(state->second ? 1 : 0));
+    if (state->second) wire_codec<P>::write(out, *state->second);
+  }
+  /// Reads what save_state wrote. @throws decode_error if it is not this method's state.
+  void load_state(wire_reader& in)
+    requires requires { wire_codec<P>{}; }
+  {
+    std::optional<moments> state;
+    if (in.read<std::uint8_t>("optimizer state flag") != 0) {
+      moments loaded{wire_codec<P>::read(in), std::nullopt};
+      if (in.read<std::uint8_t>("second moment flag") != 0) loaded.second = wire_codec<P>::read(in);
+      if (loaded.second.has_value() != Method::has_second_moment ||
+          (loaded.second && !same_layout(loaded.first, *loaded.second)))
+        throw decode_error("the checkpoint's optimizer state does not belong to this method");
+      state = std::move(loaded);
+    }
+    moments_ = std::move(state);
+    next_.reset();
   }
 
   [[nodiscard]] const options_type& options() const { return options_; }
