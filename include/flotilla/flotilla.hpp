@@ -24,6 +24,7 @@
 #include "flotilla/models/mlp.hpp"
 #include "flotilla/parameters.hpp"
 #include "flotilla/random.hpp"
+#include "flotilla/scaffold.hpp"
 #include "flotilla/selection.hpp"
 #include "flotilla/serialization.hpp"
 #include "flotilla/stopping.hpp"

@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "flotilla/arithmetic.hpp"
@@ -30,6 +31,15 @@ class linear_regression {
     params_ = params;
   }
 
+  /// A constant added to every local step's gradient from now on (SCAFFOLD's c - c_i); none
+  /// when empty. @throws layout_error if it does not fit the model.
+  void set_step_correction(std::optional<parameters_type> correction) {
+    if (correction) require_same_layout(*correction, params_, "step correction", "the linear regression model");
+    correction_ = std::move(correction);
+  }
+  /// Steps and learning rate of the last fit.
+  [[nodiscard]] fit_summary last_fit() const { return last_fit_; }
+
   local_result fit(const data_type& data, const fit_config& config) {
     check(data);
     const auto options = options_.with(config);
@@ -37,9 +47,9 @@ class linear_regression {
     Scalar& bias = params_.values().back();
     double loss_sum = 0;
     std::size_t loss_count = 0;
-    detail::proximal_term proximal(params_, options.proximal_mu);
+    detail::step_terms<parameters_type> terms(params_, options.proximal_mu, correction_ ? &*correction_ : nullptr);
     detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
-      proximal.before_step(params_);
+      terms.before_step(params_);
       Eigen::Matrix<Scalar, Eigen::Dynamic, 1> gradient = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>::Zero(weight.size());
       Scalar bias_gradient = 0;
       for (auto i : batch) {
@@ -53,8 +63,9 @@ class linear_regression {
       const auto step = static_cast<Scalar>(2.0 * options.learning_rate / static_cast<double>(batch.size()));
       weight -= step * gradient;
       bias -= step * bias_gradient;
-      proximal.after_step(params_, options.learning_rate);
+      terms.after_step(params_, options.learning_rate);
     });
+    last_fit_ = {terms.steps(), options.learning_rate};
     return {static_cast<std::int64_t>(data.size()), {{"loss", loss_count ? loss_sum / double(loss_count) : 0.0}}};
   }
 
@@ -77,6 +88,8 @@ class linear_regression {
 
   parameters_type params_;
   sgd_options options_;
+  std::optional<parameters_type> correction_;
+  fit_summary last_fit_;
 };
 
 }  // namespace flotilla

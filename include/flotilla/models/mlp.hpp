@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,6 +47,15 @@ class mlp {
     params_ = params;
   }
 
+  /// A constant added to every local step's gradient from now on (SCAFFOLD's c - c_i); none
+  /// when empty. @throws layout_error if it does not fit the model.
+  void set_step_correction(std::optional<parameters_type> correction) {
+    if (correction) require_same_layout(*correction, params_, "step correction", "the MLP");
+    correction_ = std::move(correction);
+  }
+  /// Steps and learning rate of the last fit.
+  [[nodiscard]] fit_summary last_fit() const { return last_fit_; }
+
   [[nodiscard]] std::size_t layers() const { return params_.layout().tensors().size() / 2; }
   [[nodiscard]] std::size_t inputs() const { return params_.layout().tensors()[0].shape[1]; }
   [[nodiscard]] std::size_t classes() const { return params_.layout().tensors()[2 * layers() - 2].shape[0]; }
@@ -58,9 +68,9 @@ class mlp {
     matrix delta, next_delta;
     double loss_sum = 0;
     std::size_t seen = 0;
-    detail::proximal_term proximal(params_, options.proximal_mu);
+    detail::step_terms<parameters_type> terms(params_, options.proximal_mu, correction_ ? &*correction_ : nullptr);
     detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
-      proximal.before_step(params_);
+      terms.before_step(params_);
       const auto size = static_cast<Eigen::Index>(batch.size());
       activations[0].resize(data.features.rows(), size);
       for (Eigen::Index j = 0; j < size; ++j) activations[0].col(j) = data.features.col(static_cast<Eigen::Index>(batch[j]));
@@ -84,8 +94,9 @@ class mlp {
         bias.noalias() -= rate * delta.rowwise().sum();
         if (layer > 0) delta.swap(next_delta);
       }
-      proximal.after_step(params_, options.learning_rate);
+      terms.after_step(params_, options.learning_rate);
     });
+    last_fit_ = {terms.steps(), options.learning_rate};
     return {static_cast<std::int64_t>(data.size()), {{"loss", seen ? loss_sum / double(seen) : 0.0}}};
   }
 
@@ -165,6 +176,8 @@ class mlp {
 
   parameters_type params_;
   sgd_options options_;
+  std::optional<parameters_type> correction_;
+  fit_summary last_fit_;
 };
 
 /// Softmax (multinomial logistic) regression: an MLP without hidden layers.
