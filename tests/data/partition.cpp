@@ -142,3 +142,11 @@ TEST_CASE("non-IID splits refuse what cannot work") {
                        configuration_error);
   CHECK_THROWS_AS((void)flotilla::partition_quantity_skew(5, 6, 1.0, 1), configuration_error);
 }
+
+TEST_CASE("a label summary lists each learner's classes, largest first") {
+  const std::vector<std::int32_t> labels{0, 1, 1, 2, 2, 2, 1};
+  const std::vector<std::vector<std::size_t>> parts{{3, 4, 5, 1}, {0, 2, 6}};
+  const auto counts = flotilla::label_counts(parts, labels);
+  CHECK(counts == std::vector<std::vector<std::size_t>>{{0, 1, 3}, {1, 2, 0}});
+  CHECK(flotilla::describe_label_counts(counts) == "learner 0: 4 examples; 2: 3, 1: 1\nlearner 1: 3 examples; 1: 2, 0: 1\n");
+}

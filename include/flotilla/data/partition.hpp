@@ -11,8 +11,10 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "flotilla/detail/text.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/random.hpp"
 
@@ -185,6 +187,27 @@ inline std::size_t class_count(std::span<const std::int32_t> labels) {
   for (std::size_t learner = 0; learner < parts.size(); ++learner)
     for (auto i : parts[learner]) ++counts[learner][static_cast<std::size_t>(labels[i])];
   return counts;
+}
+
+/// One line per learner: its example count and its classes by count, largest first, e.g.
+/// "learner 3: 1,204 examples; 7: 803, 2: 390, 5: 11".
+[[nodiscard]] inline std::string describe_label_counts(const std::vector<std::vector<std::size_t>>& counts) {
+  std::string out;
+  for (std::size_t learner = 0; learner < counts.size(); ++learner) {
+    std::vector<std::pair<std::size_t, std::size_t>> held;  // (count, class)
+    std::size_t total = 0;
+    for (std::size_t label = 0; label < counts[learner].size(); ++label)
+      if (counts[learner][label] > 0) {
+        held.emplace_back(counts[learner][label], label);
+        total += counts[learner][label];
+      }
+    std::ranges::sort(held, [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    out += "learner " + std::to_string(learner) + ": " + detail::grouped(total) + " examples;";
+    for (std::size_t k = 0; k < held.size(); ++k)
+      out += (k == 0 ? " " : ", ") + std::to_string(held[k].second) + ": " + detail::grouped(held[k].first);
+    out += "\n";
+  }
+  return out;
 }
 
 }  // namespace flotilla

@@ -1,0 +1,178 @@
+// The strategy experiment table: the Fashion-MNIST MLP (784-128-10) federated over 50 in-memory
+// learners, every learner in every round, one local epoch of minibatch SGD (rate 0.1, batch 32).
+//  - Non-IID: Dirichlet label skew with alpha 0.1 and 1.0 under FedAvg, FedAvgM, FedProx,
+//    FedAdam, FedYogi and SCAFFOLD.
+//  - Attack: an IID split where 10 of the 50 learners (20%) send their update sign-flipped and
+//    scaled tenfold, under FedAvg, the coordinate-wise median, the trimmed mean, Krum and Bulyan
+//    (f = 10), next to attack-free FedAvg.
+// Reference: the same model trained centrally, one epoch over all 60,000 images per "round".
+// Prints a Markdown table: rounds to reach 80% test accuracy and the final accuracy.
+// Usage: bench_experiments [rounds=40] [data directory]
+#include <flotilla/data/fashion_mnist.hpp>
+#include <flotilla/flotilla.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using model = flotilla::mlp<float>;
+using data = model::data_type;
+using params = model::parameters_type;
+
+constexpr std::size_t learner_count = 50;
+constexpr std::size_t attackers = 10;
+
+model make_model() { return model({784, 128, 10}, {.learning_rate = 0.1, .epochs = 1, .batch_size = 32}, 1); }
+
+// Trains honestly, then sends x - 10 (y - x) instead of y, with its true example count.
+struct sign_flipper {
+  model inner = make_model();
+  bool attacks = false;
+  params sent = inner.parameters();
+  const params& parameters() const { return attacks ? sent : inner.parameters(); }
+  void set_parameters(const params& p) { inner.set_parameters(p); }
+  flotilla::local_result fit(const data& local, const flotilla::fit_config& config) {
+    const params start = inner.parameters();
+    auto result = inner.fit(local, config);
+    if (attacks) {
+      sent = start;
+      flotilla::axpy(sent, -10.0f, flotilla::difference(inner.parameters(), start));
+    }
+    return result;
+  }
+};
+
+struct outcome {
+  std::optional<std::size_t> rounds_to_80;
+  double final_accuracy = 0;
+  double seconds = 0;
+};
+
+outcome summarize(const flotilla::history& history, double seconds) {
+  outcome out{std::nullopt, 0, seconds};
+  for (const auto& r : history.rounds) {
+    const double accuracy = r.metric("central.accuracy").value_or(0);
+    if (!out.rounds_to_80 && accuracy >= 0.80) out.rounds_to_80 = r.round;
+    out.final_accuracy = accuracy;
+  }
+  return out;
+}
+
+// Runs `rounds` rounds of a federation of `members` under `rule`, evaluating the global model
+// on the test set after each; `model_part` maps the global parameters to the MLP's.
+template <class Learner, class Global, class Rule, class ModelPart>
+outcome federate(std::vector<Learner> members, Global initial, Rule rule, const data& test, std::size_t rounds,
+                 std::map<std::string, double> fit_settings, ModelPart model_part) {
+  const auto start = std::chrono::steady_clock::now();
+  flotilla::in_memory_transport transport(std::move(members));
+  flotilla::coordinator federation(transport, std::move(initial),
+                                   {.quorum = learner_count, .seed = 3, .fit_settings = std::move(fit_settings)},
+                                   std::move(rule));
+  auto evaluator = make_model();
+  federation.evaluate_centrally([&](const Global& global) {
+    evaluator.set_parameters(model_part(global));
+    return evaluator.evaluate(test).metrics;
+  });
+  federation.run(flotilla::stop::after_rounds(rounds));
+  return summarize(federation.history(),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+const auto same = [](const params& p) { return p; };
+
+std::vector<flotilla::learner<model, data>> plain_learners(const data& train,
+                                                           const std::vector<std::vector<std::size_t>>& parts) {
+  std::vector<flotilla::learner<model, data>> members;
+  for (std::size_t i = 0; i < parts.size(); ++i) members.emplace_back(i, make_model(), train.subset(parts[i]));
+  return members;
+}
+
+void print_row(const std::string& setting, const std::string& strategy, const outcome& result) {
+  const std::string reached = result.rounds_to_80 ? std::to_string(*result.rounds_to_80) : "not reached";
+  std::printf("| %s | %s | %s | %.4f | %.0f |\n", setting.c_str(), strategy.c_str(), reached.c_str(),
+              result.final_accuracy, result.seconds);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::size_t rounds = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 40;
+  const std::filesystem::path directory = argc > 2 ? argv[2] : flotilla::fashion_mnist_default_directory;
+  const auto train = flotilla::load_fashion_mnist(flotilla::fashion_mnist_split::train, directory);
+  const auto test = flotilla::load_fashion_mnist(flotilla::fashion_mnist_split::test, directory);
+  const params initial = make_model().parameters();
+
+  std::printf("| setting | strategy | rounds to 80%% | final test accuracy (round %zu) | seconds |\n", rounds);
+  std::printf("|---|---|---|---|---|\n");
+
+  {  // The reference: one model, all the data, one epoch per round.
+    const auto start = std::chrono::steady_clock::now();
+    auto central = make_model();
+    flotilla::history history;
+    for (std::size_t epoch = 1; epoch <= rounds; ++epoch) {
+      central.fit(train, {.round = epoch, .seed = epoch, .values = {}});
+      flotilla::round_record record;
+      record.round = epoch;
+      record.central_metrics = central.evaluate(test).metrics;
+      history.rounds.push_back(record);
+    }
+    print_row("centralized (reference)", "one model, all data",
+              summarize(history, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+  }
+
+  for (const double alpha : {0.1, 1.0}) {
+    const auto parts = flotilla::partition_dirichlet(train.labels, learner_count, alpha, 11, 10);
+    const std::string setting = "Dirichlet alpha=" + std::string(alpha < 1 ? "0.1" : "1.0");
+    print_row(setting, "FedAvg",
+              federate(plain_learners(train, parts), initial, flotilla::weighted_mean<params>{}, test, rounds, {}, same));
+    print_row(setting, "FedAvgM (lr 1, momentum 0.5)",
+              federate(plain_learners(train, parts), initial, flotilla::fedavgm<params>({1.0, 0.5}), test, rounds, {},
+                       same));
+    print_row(setting, "FedProx (mu 0.01)",
+              federate(plain_learners(train, parts), initial, flotilla::weighted_mean<params>{}, test, rounds,
+                       {{"proximal_mu", 0.01}}, same));
+    print_row(setting, "FedAdam (lr 0.01)",
+              federate(plain_learners(train, parts), initial, flotilla::fedadam<params>({.learning_rate = 0.01}), test,
+                       rounds, {}, same));
+    print_row(setting, "FedYogi (lr 0.01)",
+              federate(plain_learners(train, parts), initial, flotilla::fedyogi<params>({.learning_rate = 0.01}), test,
+                       rounds, {}, same));
+    std::vector<flotilla::learner<flotilla::scaffold_model<model>, data>> scaffold_members;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      scaffold_members.emplace_back(i, flotilla::scaffold_model(make_model()), train.subset(parts[i]));
+    print_row(setting, "SCAFFOLD",
+              federate(std::move(scaffold_members), flotilla::scaffold_parameters<float>(initial),
+                       flotilla::scaffold<float>({.learners = learner_count}), test, rounds, {},
+                       [&](const flotilla::scaffold_parameters<float>& global) {
+                         params p = initial;
+                         std::ranges::copy(global.model_values(), p.values().begin());
+                         return p;
+                       }));
+  }
+
+  const auto iid = flotilla::partition_iid(train.size(), learner_count, 11);
+  const auto attacked = [&] {
+    std::vector<flotilla::learner<sign_flipper, data>> members;
+    for (std::size_t i = 0; i < iid.size(); ++i)
+      members.emplace_back(i, sign_flipper{.attacks = i < attackers}, train.subset(iid[i]));
+    return members;
+  };
+  const std::string clean = "IID, no attackers", attack = "IID, 20% sign-flipping x10";
+  print_row(clean, "FedAvg",
+            federate(plain_learners(train, iid), initial, flotilla::weighted_mean<params>{}, test, rounds, {}, same));
+  print_row(attack, "FedAvg", federate(attacked(), initial, flotilla::weighted_mean<params>{}, test, rounds, {}, same));
+  print_row(attack, "median",
+            federate(attacked(), initial, flotilla::coordinate_median<params>{}, test, rounds, {}, same));
+  print_row(attack, "trimmed mean (beta 0.2)",
+            federate(attacked(), initial, flotilla::trimmed_mean<params>(0.2), test, rounds, {}, same));
+  print_row(attack, "Krum (f 10)", federate(attacked(), initial, flotilla::krum<params>(attackers), test, rounds, {}, same));
+  print_row(attack, "Bulyan (f 10)",
+            federate(attacked(), initial, flotilla::bulyan<params>(attackers), test, rounds, {}, same));
+}
