@@ -4,16 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include "small_parameters.hpp"
+
 #include <vector>
 
 namespace {
-using params = flotilla::parameters<double>;
-params of(std::vector<double> values) {
-  params p(flotilla::tensor_layout({{"v", {values.size()}}}));
-  for (std::size_t i = 0; i < values.size(); ++i) p.values()[i] = values[i];
-  return p;
-}
-std::vector<double> values_of(const params& p) { return {p.values().begin(), p.values().end()}; }
+using namespace rule_test;
 const params global = of({100, 100});
 }  // namespace
 

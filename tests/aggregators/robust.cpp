@@ -7,18 +7,14 @@
 
 #include <doctest/doctest.h>
 
+#include "small_parameters.hpp"
+
 #include <algorithm>
 #include <vector>
 
 namespace {
-using params = flotilla::parameters<double>;
+using namespace rule_test;
 using flotilla::configuration_error;
-params of(std::vector<double> values) {
-  params p(flotilla::tensor_layout({{"v", {values.size()}}}));
-  for (std::size_t i = 0; i < values.size(); ++i) p.values()[i] = values[i];
-  return p;
-}
-std::vector<double> values_of(const params& p) { return {p.values().begin(), p.values().end()}; }
 
 // The rule's result over `updates` accepted in the given order, with made-up example counts
 // (robust rules ignore them).

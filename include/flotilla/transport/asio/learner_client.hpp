@@ -180,25 +180,12 @@ class learner_client {
   template <class Stream>
   static asio::awaitable<task<parameters_type>> read_task(detail::connection<Stream>& connection,
                                                           const frame_header& header) {
-    const auto undecodable = [](const decode_error& error) {
-      return protocol_error(std::string("task payload does not decode: ") + error.what());
-    };
     co_return co_await connection.read_message(
-        header,
-        [&](std::span<const std::byte> first, std::uint64_t total) {
-          try {
-            return decode_task_start<parameters_type>(first, total);
-          } catch (const decode_error& error) {
-            throw undecodable(error);
-          }
+        header, "task",
+        [](std::span<const std::byte> first, std::uint64_t total) {
+          return decode_task_start<parameters_type>(first, total);
         },
-        [&](std::span<const std::byte> payload) {
-          try {
-            return decode_task<parameters_type>(payload);
-          } catch (const decode_error& error) {
-            throw undecodable(error);
-          }
-        });
+        [](std::span<const std::byte> payload) { return decode_task<parameters_type>(payload); });
   }
 
   /// Trains on the worker thread; the reply is queued when training ends, its parameters written

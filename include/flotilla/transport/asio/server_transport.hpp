@@ -323,25 +323,10 @@ class server_transport {
   /// Receives a reply, its parameters straight into place. @throws protocol_error if it does not decode.
   template <class Stream>
   static asio::awaitable<reply<P>> read_reply(detail::connection<Stream>& connection, const frame_header& header) {
-    const auto undecodable = [](const decode_error& error) {
-      return protocol_error(std::string("reply payload does not decode: ") + error.what());
-    };
     co_return co_await connection.read_message(
-        header,
-        [&](std::span<const std::byte> first, std::uint64_t total) {
-          try {
-            return decode_reply_start<P>(first, total);
-          } catch (const decode_error& error) {
-            throw undecodable(error);
-          }
-        },
-        [&](std::span<const std::byte> payload) {
-          try {
-            return decode_reply<P>(payload);
-          } catch (const decode_error& error) {
-            throw undecodable(error);
-          }
-        });
+        header, "reply",
+        [](std::span<const std::byte> first, std::uint64_t total) { return decode_reply_start<P>(first, total); },
+        [](std::span<const std::byte> payload) { return decode_reply<P>(payload); });
   }
 
   /// Hands a learner's reply to the coordinator, after checking that it is the learner's own and

@@ -18,15 +18,16 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
-#include <span>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "flotilla/errors.hpp"
 #include "flotilla/transport/asio/frame.hpp"
 #include "flotilla/transport/asio/protocol.hpp"
 
@@ -109,15 +110,25 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   /// `start(first, total)` decodes from the first chunk (an optional started_decode); the rest
   /// of the bytes then go straight into the message's parameters. When the start needs the whole
   /// payload, it is read into the receive buffer and decoded by `whole(payload)`. Either way the
-  /// message is returned only once the checksum has passed.
+  /// message is returned only once the checksum has passed. A payload that does not decode is a
+  /// protocol_error naming `what` ("task", "reply").
   template <class Start, class Whole>
   asio::awaitable<std::invoke_result_t<Whole, std::span<const std::byte>>> read_message(const frame_header& header,
-                                                                                        Start start, Whole whole) {
+                                                                                        const char* what, Start start,
+                                                                                        Whole whole) {
     const auto size = static_cast<std::size_t>(header.payload_size);
+    const auto decoding = [what](auto&& decode) {
+      try {
+        return decode();
+      } catch (const decode_error& error) {
+        throw protocol_error(std::string(what) + " payload does not decode: " + error.what());
+      }
+    };
     std::uint32_t checksum = 0;
     receive_buffer_.resize(std::min(size, chunk_size));
     co_await receive_into(receive_buffer_, checksum);
-    if (auto started = start(std::span<const std::byte>(receive_buffer_), header.payload_size)) {
+    auto started = decoding([&] { return start(std::span<const std::byte>(receive_buffer_), header.payload_size); });
+    if (started) {
       co_await receive_into(started->rest, checksum);
       verify_checksum(header, checksum);
       co_return std::move(started->message);
@@ -126,7 +137,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     receive_buffer_.resize(size);
     co_await receive_into(std::span(receive_buffer_).subspan(arrived), checksum);
     verify_checksum(header, checksum);
-    co_return whole(std::span<const std::byte>(receive_buffer_));
+    co_return decoding([&] { return whole(std::span<const std::byte>(receive_buffer_)); });
   }
 
   /// Sends queued frames until the connection closes. Header and payload pieces go out as one
