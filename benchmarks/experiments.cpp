@@ -7,7 +7,7 @@
 //    (f = 10), next to attack-free FedAvg.
 // Reference: the same model trained centrally, one epoch over all 60,000 images per "round".
 // Prints a Markdown table: rounds to reach 80% test accuracy and the final accuracy.
-// Usage: bench_experiments [rounds=40] [data directory]
+// Usage: bench_experiments [rounds=40] [part=all|non-iid|attack] [data directory]
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
 
@@ -100,7 +100,12 @@ void print_row(const std::string& setting, const std::string& strategy, const ou
 
 int main(int argc, char** argv) {
   const std::size_t rounds = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 40;
-  const std::filesystem::path directory = argc > 2 ? argv[2] : flotilla::fashion_mnist_default_directory;
+  const std::string part = argc > 2 ? argv[2] : "all";
+  if (part != "all" && part != "non-iid" && part != "attack") {
+    std::fprintf(stderr, "part must be all, non-iid or attack; got %s\n", part.c_str());
+    return 2;
+  }
+  const std::filesystem::path directory = argc > 3 ? argv[3] : flotilla::fashion_mnist_default_directory;
   const auto train = flotilla::load_fashion_mnist(flotilla::fashion_mnist_split::train, directory);
   const auto test = flotilla::load_fashion_mnist(flotilla::fashion_mnist_split::test, directory);
   const params initial = make_model().parameters();
@@ -122,6 +127,7 @@ int main(int argc, char** argv) {
   }
 
   for (const double alpha : {0.1, 1.0}) {
+    if (part == "attack") break;
     const auto parts = flotilla::partition_dirichlet(train.labels, learner_count, alpha, 11, 10);
     const std::string setting = "Dirichlet alpha=" + std::string(alpha < 1 ? "0.1" : "1.0");
     print_row(setting, "FedAvg",
@@ -151,6 +157,7 @@ int main(int argc, char** argv) {
                        }));
   }
 
+  if (part == "non-iid") return 0;
   const auto iid = flotilla::partition_iid(train.size(), learner_count, 11);
   const auto attacked = [&] {
     std::vector<flotilla::learner<sign_flipper, data>> members;
@@ -167,6 +174,8 @@ int main(int argc, char** argv) {
   print_row(attack, "trimmed mean (beta 0.2)",
             federate(attacked(), initial, flotilla::trimmed_mean<params>(0.2), test, rounds, {}, same));
   print_row(attack, "Krum (f 10)", federate(attacked(), initial, flotilla::krum<params>(attackers), test, rounds, {}, same));
+  print_row(attack, "Multi-Krum (f 10, 20 selected)",
+            federate(attacked(), initial, flotilla::krum<params>(attackers, 20), test, rounds, {}, same));
   print_row(attack, "Bulyan (f 10)",
             federate(attacked(), initial, flotilla::bulyan<params>(attackers), test, rounds, {}, same));
 }
