@@ -3,7 +3,8 @@
 // number, the selection generator, the global parameters, the rule's state carried between
 // rounds, and the whole history, in Flotilla's serialization format (envelope content
 // "checkpoint"). Files are replaced atomically: written to a temporary file beside the target,
-// flushed to disk, then renamed over it, so a crash leaves either the old checkpoint or the new.
+// flushed to disk, then renamed over it (and the directory flushed), so a crash leaves either the
+// old checkpoint or the new.
 
 #include <cerrno>
 #include <cstdint>
@@ -13,7 +14,11 @@
 #include <string>
 #include <system_error>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>   // open: the directory, to make the rename itself durable
 #include <unistd.h>  // fsync: rename alone does not promise the bytes reached the disk
+#define FLOTILLA_HAVE_FSYNC 1
+#endif
 
 #include "flotilla/errors.hpp"
 #include "flotilla/history.hpp"
@@ -104,8 +109,29 @@ inline history read_history(wire_reader& in) {
 
 }  // namespace detail
 
-/// Replaces `path` with `bytes` atomically: a temporary file beside it is written, flushed with
-/// fsync and renamed over it. @throws std::system_error naming the file on any failure.
+namespace detail {
+// Flushes a file's (or directory's) contents to the disk; true on success. Where the system has
+// no fsync, a flush of the C stream is all there is.
+inline bool sync_to_disk([[maybe_unused]] std::FILE* file) {
+#ifdef FLOTILLA_HAVE_FSYNC
+  return ::fsync(::fileno(file)) == 0;
+#else
+  return true;
+#endif
+}
+inline void sync_directory([[maybe_unused]] const std::filesystem::path& directory) {
+#ifdef FLOTILLA_HAVE_FSYNC
+  const int handle = ::open(directory.empty() ? "." : directory.c_str(), O_RDONLY);
+  if (handle < 0) return;  // the rename happened; only its durability is not confirmed
+  (void)::fsync(handle);
+  ::close(handle);
+#endif
+}
+}  // namespace detail
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it is written and flushed
+/// to disk, renamed over it, and the directory flushed so the rename itself survives a crash.
+/// @throws std::system_error naming the file on any failure.
 inline void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {
   const auto temporary = std::filesystem::path(path).concat(".tmp");
   const auto fail = [&](const char* what) {
@@ -116,7 +142,7 @@ inline void write_file_atomically(const std::filesystem::path& path, std::span<c
   std::FILE* file = std::fopen(temporary.c_str(), "wb");
   if (!file) fail("cannot create");
   const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size() && std::fflush(file) == 0 &&
-                       ::fsync(::fileno(file)) == 0;
+                       detail::sync_to_disk(file);
   if (std::fclose(file) != 0 || !written) fail("cannot write");
   std::error_code renamed;
   std::filesystem::rename(temporary, path, renamed);
@@ -124,6 +150,7 @@ inline void write_file_atomically(const std::filesystem::path& path, std::span<c
     std::remove(temporary.c_str());
     throw std::system_error(renamed, "cannot rename " + temporary.string() + " to " + path.string());
   }
+  detail::sync_directory(path.parent_path());
 }
 
 /// The bytes of the file at `path`. @throws std::system_error naming the file if it cannot be read.

@@ -40,11 +40,11 @@ static_assert(flotilla::Aggregator<flotilla::coordinate_median<params>, params>)
 static_assert(flotilla::Aggregator<flotilla::trimmed_mean<params>, params>);
 static_assert(flotilla::Aggregator<flotilla::krum<params>, params>);
 static_assert(flotilla::Aggregator<flotilla::bulyan<params>, params>);
-static_assert(flotilla::needs_all_updates_v<flotilla::krum<params>>);
-static_assert(flotilla::needs_all_updates_v<flotilla::coordinate_median<params>>);
-static_assert(!flotilla::needs_all_updates_v<flotilla::weighted_mean<params>>);
-static_assert(!flotilla::needs_all_updates_v<flotilla::fedadam<params>>);
-static_assert(flotilla::needs_all_updates_v<flotilla::fedavgm<params, flotilla::trimmed_mean<params>>>);
+static_assert(flotilla::is_gathering_rule_v<flotilla::krum<params>>);
+static_assert(flotilla::is_gathering_rule_v<flotilla::coordinate_median<params>>);
+static_assert(!flotilla::is_gathering_rule_v<flotilla::weighted_mean<params>>);
+static_assert(!flotilla::is_gathering_rule_v<flotilla::fedadam<params>>);
+static_assert(flotilla::is_gathering_rule_v<flotilla::fedavgm<params, flotilla::trimmed_mean<params>>>);
 
 TEST_CASE("the coordinate-wise median, odd and even counts, ties and an outlier") {
   const flotilla::coordinate_median<params> median;

@@ -3,7 +3,7 @@
 // median (FedMedian), trimmed mean (Yin et al. 2018), Krum and Multi-Krum (Blanchard et al.
 // 2017) and Bulyan (El Mhamdi et al. 2018). Unlike the means, these need every update of the
 // round at once, so they keep them all: memory grows with learners x model size. Their types say
-// so (`needs_all_updates`). They count every update the same, whatever its example count, since
+// so (`gathers_all_updates`). They count every update the same, whatever its example count, since
 // a malicious learner could claim any count.
 //
 // The results do not depend on the order in which updates arrived: coordinate-wise rules work on
@@ -30,8 +30,8 @@ namespace flotilla {
 template <ParameterSet P>
 class gathering_rule {
  public:
-  /// These rules hold the whole round in memory (see needs_all_updates_v).
-  static constexpr bool needs_all_updates = true;
+  /// These rules hold the whole round in memory (see is_gathering_rule_v).
+  static constexpr bool gathers_all_updates = true;
 
   void start(const P&) { updates_.clear(); }
   void accept(const P& update, std::int64_t) { updates_.push_back(update); }

@@ -120,7 +120,7 @@ class server_optimizer {
   using options_type = typename Method::options_type;
   using scalar_type = typename P::scalar_type;
   /// As the inner rule: a robust inner stage keeps the whole round.
-  static constexpr bool needs_all_updates = needs_all_updates_v<Inner>;
+  static constexpr bool gathers_all_updates = is_gathering_rule_v<Inner>;
 
   server_optimizer() : server_optimizer(options_type{}) {}
   /// @throws configuration_error for settings outside the method's domain.

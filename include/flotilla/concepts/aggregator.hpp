@@ -54,10 +54,10 @@ concept Aggregator = ParameterSet<P> && std::movable<A> &&
 
 /// Whether rule `A` keeps every update of a round until `result()` (robust rules such as the
 /// median or Krum), so that its memory grows with the number of learners. A rule says so with
-/// `static constexpr bool needs_all_updates = true;`; streaming rules need say nothing.
+/// `static constexpr bool gathers_all_updates = true;`; streaming rules need say nothing.
 template <class A>
-inline constexpr bool needs_all_updates_v = [] {
-  if constexpr (requires { A::needs_all_updates; }) return bool(A::needs_all_updates);
+inline constexpr bool is_gathering_rule_v = [] {
+  if constexpr (requires { A::gathers_all_updates; }) return bool(A::gathers_all_updates);
   else return false;
 }();
 
