@@ -7,7 +7,8 @@
 //    (f = 10), next to attack-free FedAvg.
 // Reference: the same model trained centrally, one epoch over all 60,000 images per "round".
 // Prints a Markdown table: rounds to reach 80% test accuracy and the final accuracy.
-// Usage: bench_experiments [rounds=40] [part=all|non-iid|attack] [data directory]
+// Usage: bench_experiments [rounds=40] [part=all|non-iid|attack|krum] [data directory]
+// ("krum" runs only attack-free FedAvg and Krum under attack, to follow Krum over more rounds).
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
 
@@ -101,8 +102,8 @@ void print_row(const std::string& setting, const std::string& strategy, const ou
 int main(int argc, char** argv) {
   const std::size_t rounds = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 40;
   const std::string part = argc > 2 ? argv[2] : "all";
-  if (part != "all" && part != "non-iid" && part != "attack") {
-    std::fprintf(stderr, "part must be all, non-iid or attack; got %s\n", part.c_str());
+  if (part != "all" && part != "non-iid" && part != "attack" && part != "krum") {
+    std::fprintf(stderr, "part must be all, non-iid, attack or krum; got %s\n", part.c_str());
     return 2;
   }
   const std::filesystem::path directory = argc > 3 ? argv[3] : flotilla::fashion_mnist_default_directory;
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
   std::printf("| setting | strategy | rounds to 80%% | final test accuracy (round %zu) |\n", rounds);
   std::printf("|---|---|---|---|\n");
 
-  {  // The reference: one model, all the data, one epoch per round.
+  if (part != "krum") {  // The reference: one model, all the data, one epoch per round.
     auto central = make_model();
     flotilla::history history;
     for (std::size_t epoch = 1; epoch <= rounds; ++epoch) {
@@ -127,7 +128,7 @@ int main(int argc, char** argv) {
   }
 
   for (const double alpha : {0.1, 1.0}) {
-    if (part == "attack") break;
+    if (part == "attack" || part == "krum") break;
     const auto parts = flotilla::partition_dirichlet(train.labels, learner_count, alpha, 11, 10);
     const std::string setting = "Dirichlet alpha=" + std::string(alpha < 1 ? "0.1" : "1.0");
     print_row(setting, "FedAvg",
@@ -168,6 +169,15 @@ int main(int argc, char** argv) {
   const std::string clean = "IID, no attackers", attack = "IID, 20% sign-flipping x10";
   print_row(clean, "FedAvg",
             federate(plain_learners(train, iid), initial, flotilla::weighted_mean<params>{}, test, rounds, {}, same));
+  if (part == "krum") {
+    print_row(attack, "Krum (f 10)",
+              federate(attacked(), initial, flotilla::krum<params>(attackers), test, rounds, {}, same));
+    print_row(attack, "FedAvgM (lr 0.2, momentum 0.5) over Krum (f 10)",
+              federate(attacked(), initial,
+                       flotilla::fedavgm<params, flotilla::krum<params>>({0.2, 0.5}, flotilla::krum<params>(attackers)),
+                       test, rounds, {}, same));
+    return 0;
+  }
   print_row(attack, "FedAvg", federate(attacked(), initial, flotilla::weighted_mean<params>{}, test, rounds, {}, same));
   print_row(attack, "median",
             federate(attacked(), initial, flotilla::coordinate_median<params>{}, test, rounds, {}, same));
