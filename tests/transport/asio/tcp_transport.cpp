@@ -18,9 +18,15 @@ flotilla::coordinator_options round_options(std::size_t quorum) {
   return {.quorum = quorum, .round_timeout = 5s, .wait_for_learners = 5s};
 }
 
+// "learner: reason" lines. A peer's reset reaches the aggregator through its pending read or,
+// when a heartbeat is being written at that moment, through the write; both are the same fault.
 std::string rejections_of(const flotilla::round_record& record) {
   std::string out;
-  for (const auto& r : record.rejections) out += std::to_string(r.learner) + ": " + r.reason + "\n";
+  for (const auto& r : record.rejections) {
+    auto reason = r.reason;
+    if (reason.ends_with("write failed: Connection reset by peer")) reason.erase(reason.size() - 38, 14);
+    out += std::to_string(r.learner) + ": " + reason + "\n";
+  }
   return out;
 }
 
