@@ -4,10 +4,12 @@
 //    FedAdam, FedYogi and SCAFFOLD.
 //  - Attack: an IID split where 10 of the 50 learners (20%) send their update sign-flipped and
 //    scaled tenfold, under FedAvg, the coordinate-wise median, the trimmed mean, Krum and Bulyan
-//    (f = 10), next to attack-free FedAvg.
+//    (f = 10), next to attack-free FedAvg; once at the constant local rate 0.1 and once with the
+//    rate decaying as 0.1 * 10 / (t + 9) in round t, the step sizes Krum's convergence result
+//    assumes (sum of rates infinite, sum of squares finite; Blanchard et al. 2017).
 // Reference: the same model trained centrally, one epoch over all 60,000 images per "round".
 // Prints a Markdown table: rounds to reach 80% test accuracy and the final accuracy.
-// Usage: bench_experiments [rounds=40] [part=all|non-iid|attack|krum] [data directory]
+// Usage: bench_experiments [rounds=40] [part=all|non-iid|attack|attack-decaying|krum] [data directory]
 // ("krum" runs only attack-free FedAvg and Krum under attack, to follow Krum over more rounds).
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
@@ -68,11 +70,13 @@ outcome summarize(const flotilla::history& history) {
 // on the test set after each; `model_part` maps the global parameters to the MLP's.
 template <class Learner, class Global, class Rule, class ModelPart>
 outcome federate(std::vector<Learner> members, Global initial, Rule rule, const data& test, std::size_t rounds,
-                 std::map<std::string, double> fit_settings, ModelPart model_part) {
+                 std::map<std::string, double> fit_settings, ModelPart model_part,
+                 decltype(flotilla::coordinator_options::fit_schedule) schedule = {}) {
   flotilla::in_memory_transport transport(std::move(members));
-  flotilla::coordinator federation(transport, std::move(initial),
-                                   {.quorum = learner_count, .seed = 3, .fit_settings = std::move(fit_settings)},
-                                   std::move(rule));
+  flotilla::coordinator federation(
+      transport, std::move(initial),
+      {.quorum = learner_count, .seed = 3, .fit_settings = std::move(fit_settings), .fit_schedule = std::move(schedule)},
+      std::move(rule));
   auto evaluator = make_model();
   federation.evaluate_centrally([&](const Global& global) {
     evaluator.set_parameters(model_part(global));
@@ -102,8 +106,8 @@ void print_row(const std::string& setting, const std::string& strategy, const ou
 int main(int argc, char** argv) {
   const std::size_t rounds = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 40;
   const std::string part = argc > 2 ? argv[2] : "all";
-  if (part != "all" && part != "non-iid" && part != "attack" && part != "krum") {
-    std::fprintf(stderr, "part must be all, non-iid, attack or krum; got %s\n", part.c_str());
+  if (part != "all" && part != "non-iid" && part != "attack" && part != "attack-decaying" && part != "krum") {
+    std::fprintf(stderr, "part must be all, non-iid, attack, attack-decaying or krum; got %s\n", part.c_str());
     return 2;
   }
   const std::filesystem::path directory = argc > 3 ? argv[3] : flotilla::fashion_mnist_default_directory;
@@ -114,7 +118,7 @@ int main(int argc, char** argv) {
   std::printf("| setting | strategy | rounds to 80%% | final test accuracy (round %zu) |\n", rounds);
   std::printf("|---|---|---|---|\n");
 
-  if (part != "krum") {  // The reference: one model, all the data, one epoch per round.
+  if (part != "krum" && part != "attack-decaying") {  // The reference: one model, all the data, one epoch per round.
     auto central = make_model();
     flotilla::history history;
     for (std::size_t epoch = 1; epoch <= rounds; ++epoch) {
@@ -128,7 +132,7 @@ int main(int argc, char** argv) {
   }
 
   for (const double alpha : {0.1, 1.0}) {
-    if (part == "attack" || part == "krum") break;
+    if (part != "all" && part != "non-iid") break;
     const auto parts = flotilla::partition_dirichlet(train.labels, learner_count, alpha, 11, 10);
     const std::string setting = "Dirichlet alpha=" + std::string(alpha < 1 ? "0.1" : "1.0");
     print_row(setting, "FedAvg",
@@ -166,26 +170,30 @@ int main(int argc, char** argv) {
       members.emplace_back(i, sign_flipper{.attacks = i < attackers}, train.subset(iid[i]));
     return members;
   };
-  const std::string clean = "IID, no attackers", attack = "IID, 20% sign-flipping x10";
-  print_row(clean, "FedAvg",
-            federate(plain_learners(train, iid), initial, flotilla::weighted_mean<params>{}, test, rounds, {}, same));
-  if (part == "krum") {
-    print_row(attack, "Krum (f 10)",
-              federate(attacked(), initial, flotilla::krum<params>(attackers), test, rounds, {}, same));
-    print_row(attack, "FedAvgM (lr 0.2, momentum 0.5) over Krum (f 10)",
-              federate(attacked(), initial,
-                       flotilla::fedavgm<params, flotilla::krum<params>>({0.2, 0.5}, flotilla::krum<params>(attackers)),
-                       test, rounds, {}, same));
-    return 0;
-  }
-  print_row(attack, "FedAvg", federate(attacked(), initial, flotilla::weighted_mean<params>{}, test, rounds, {}, same));
-  print_row(attack, "median",
-            federate(attacked(), initial, flotilla::coordinate_median<params>{}, test, rounds, {}, same));
-  print_row(attack, "trimmed mean (beta 0.2)",
-            federate(attacked(), initial, flotilla::trimmed_mean<params>(0.2), test, rounds, {}, same));
-  print_row(attack, "Krum (f 10)", federate(attacked(), initial, flotilla::krum<params>(attackers), test, rounds, {}, same));
-  print_row(attack, "Multi-Krum (f 10, 20 selected)",
-            federate(attacked(), initial, flotilla::krum<params>(attackers, 20), test, rounds, {}, same));
-  print_row(attack, "Bulyan (f 10)",
-            federate(attacked(), initial, flotilla::bulyan<params>(attackers), test, rounds, {}, same));
+  // The attack table, at one local learning-rate schedule (none: the constant 0.1).
+  const auto attack_table = [&](const std::string& rate, decltype(flotilla::coordinator_options::fit_schedule) schedule) {
+    const std::string clean = "IID, no attackers" + rate, attack = "IID, 20% sign-flipping x10" + rate;
+    const auto run = [&](auto members, auto rule) {
+      return federate(std::move(members), initial, std::move(rule), test, rounds, {}, same, schedule);
+    };
+    print_row(clean, "FedAvg", run(plain_learners(train, iid), flotilla::weighted_mean<params>{}));
+    if (part == "krum") {
+      print_row(attack, "Krum (f 10)", run(attacked(), flotilla::krum<params>(attackers)));
+      print_row(attack, "FedAvgM (lr 0.2, momentum 0.5) over Krum (f 10)",
+                run(attacked(), flotilla::fedavgm<params, flotilla::krum<params>>({0.2, 0.5},
+                                                                                   flotilla::krum<params>(attackers))));
+      return;
+    }
+    print_row(attack, "FedAvg", run(attacked(), flotilla::weighted_mean<params>{}));
+    print_row(attack, "median", run(attacked(), flotilla::coordinate_median<params>{}));
+    print_row(attack, "trimmed mean (beta 0.2)", run(attacked(), flotilla::trimmed_mean<params>(0.2)));
+    print_row(attack, "Krum (f 10)", run(attacked(), flotilla::krum<params>(attackers)));
+    print_row(attack, "Multi-Krum (f 10, 20 selected)", run(attacked(), flotilla::krum<params>(attackers, 20)));
+    print_row(attack, "Bulyan (f 10)", run(attacked(), flotilla::bulyan<params>(attackers)));
+  };
+  if (part != "attack-decaying") attack_table("", {});
+  if (part == "all" || part == "attack-decaying")
+    attack_table(", decaying rate", [](std::uint64_t round) {
+      return std::map<std::string, double>{{"learning_rate", 0.1 * 10.0 / (double(round) + 9.0)}};
+    });
 }

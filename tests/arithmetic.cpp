@@ -1,10 +1,14 @@
 #include <flotilla/arithmetic.hpp>
 
+#include <flotilla/detail/parallel.hpp>
 #include <flotilla/parameters.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <utility>
 #include <limits>
 #include <vector>
 
@@ -83,4 +87,59 @@ TEST_CASE("mismatched layouts are refused with counts or a layout difference") {
                        "update has 3 parameters like the global model, but its tensor layout (names or shapes) differs",
                        flotilla::layout_error);
   CHECK(values_of(y) == std::vector<double>{1, 2, 3});  // untouched
+}
+
+TEST_CASE("for_each_piece covers every index exactly once, in whole cache lines but the last") {
+  for (const std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{1} << 18, (std::size_t{1} << 20) + 5}) {
+    for (const std::size_t threads : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+      std::vector<int> seen(count, 0);
+      std::mutex mutex;
+      std::vector<std::pair<std::size_t, std::size_t>> pieces;
+      flotilla::detail::for_each_piece(count, threads, [&](std::size_t begin, std::size_t end) {
+        for (auto i = begin; i < end; ++i) ++seen[i];
+        std::lock_guard lock(mutex);
+        pieces.emplace_back(begin, end);
+      });
+      CHECK(std::ranges::count(seen, 1) == std::ptrdiff_t(count));
+      // Small buffers stay on the calling thread; a 1 Mi-scalar one is split as asked.
+      CHECK(pieces.size() == (count > (std::size_t{1} << 19) ? threads : 1));
+      for (const auto& [begin, end] : pieces) CHECK((begin % 64 == 0));
+    }
+  }
+}
+
+TEST_CASE("fold_weighted adds its sources in order, or overwrites with the first") {
+  std::vector<double> out(5000, 1.0), a(5000), b(5000);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = double(i);
+    b[i] = -2.0 * double(i);
+  }
+  const std::vector<const double*> sources{a.data(), b.data()};
+  const std::vector<double> weights{3.0, 0.5};
+  flotilla::detail::fold_weighted<double>(out.data(), sources, weights, false, 10, 4999);
+  CHECK(out[9] == 1.0);                         // outside [begin, end): untouched
+  CHECK(out[10] == 1.0 + 30.0 - 10.0);          // 1 + 3*10 + 0.5*(-20)
+  CHECK(out[4998] == 1.0 + 2.0 * 4998.0);       // 1 + 3i - i
+  CHECK(out[4999] == 1.0);
+  flotilla::detail::fold_weighted<double>(out.data(), sources, weights, true, 0, 5000);
+  CHECK(out[0] == 0.0);
+  CHECK(out[4999] == 2.0 * 4999.0);             // the old 1 is gone
+}
+
+TEST_CASE("make_for_overwrite keeps the layout; a type without the tag constructor gets a copy") {
+  const auto original = vector_of({1, 2, 3});
+  const auto fresh = flotilla::make_for_overwrite(original);
+  CHECK(fresh.layout() == original.layout());
+  CHECK(fresh.values().size() == 3);
+  CHECK(&fresh.layout() == &original.layout());  // the layout is shared, not copied
+
+  struct plain_set {
+    using scalar_type = double;
+    std::vector<double> data;
+    std::span<double> values() { return data; }
+    std::span<const double> values() const { return data; }
+    std::size_t layout() const { return data.size(); }
+  };
+  static_assert(flotilla::ParameterSet<plain_set>);
+  CHECK(flotilla::make_for_overwrite(plain_set{{4, 5}}).data == std::vector<double>{4, 5});
 }

@@ -172,6 +172,28 @@ TEST_CASE("one encoded task goes to all selected learners with the round's confi
   CHECK(values_of(*work.parameters) == std::vector<double>{0, 0});
 }
 
+TEST_CASE("a fit schedule sets each round's values over the fixed settings; evaluation tasks keep the fixed ones") {
+  scripted_transport transport{.learners = {1}};
+  transport.respond = [](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
+    if (work.kind == task_kind::fit) return {fit_reply(1, work.round, of({1, 1}))};
+    return {flotilla::reply<params>{1, task_kind::evaluate, work.round, {1, {}}, std::nullopt}};
+  };
+  flotilla::coordinator federation(
+      transport, of({0, 0}),
+      {.evaluation_fraction = 1.0,
+       .fit_settings = {{"learning_rate", 0.1}, {"epochs", 2}},
+       .fit_schedule = [](std::uint64_t round) {
+         return std::map<std::string, double>{{"learning_rate", 0.1 / double(round)}};
+       }});
+  federation.run_round();
+  federation.run_round();
+  REQUIRE(transport.sent.size() == 4);
+  CHECK(transport.sent[0].config.values == std::map<std::string, double>{{"epochs", 2}, {"learning_rate", 0.1}});
+  CHECK(transport.sent[1].kind == task_kind::evaluate);
+  CHECK(transport.sent[1].config.values.at("learning_rate") == 0.1);
+  CHECK(transport.sent[2].config.values == std::map<std::string, double>{{"epochs", 2}, {"learning_rate", 0.05}});
+}
+
 TEST_CASE("federated evaluation is weighted by examples; central evaluation sees the new global") {
   scripted_transport transport{.learners = {1, 2}};
   transport.respond = [](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
@@ -265,4 +287,40 @@ TEST_CASE("the ready-made metric reducers") {
   scripted_transport transport{.learners = {1}};
   CHECK_THROWS_WITH_AS(flotilla::coordinator(transport, of({0}), {.metric_reducers = {{"loss", nullptr}}}),
                        "metric 'loss' has an empty reducer", flotilla::configuration_error);
+}
+
+namespace {
+// A mean that records how the coordinator handed it updates.
+struct batch_recorder {
+  flotilla::mean<params> inner;
+  std::vector<std::size_t> batches;
+  void start(const params& global) { inner.start(global); }
+  void accept(const params& update, std::int64_t examples) {
+    batches.push_back(1);
+    inner.accept(update, examples);
+  }
+  void accept_batch(std::span<const flotilla::weighted_update<params>> updates) {
+    batches.push_back(updates.size());
+    inner.accept_batch(updates);
+  }
+  void merge(const batch_recorder& other) { inner.merge(other.inner); }
+  std::size_t accepted() const { return inner.accepted(); }
+  params result() const { return inner.result(); }
+};
+static_assert(flotilla::BatchAggregator<batch_recorder, params>);
+}  // namespace
+
+TEST_CASE("replies already waiting are folded as one batch; rejected ones are left out of it") {
+  scripted_transport transport{.learners = {1, 2, 3, 4}};
+  transport.respond = [](const flotilla::task<params>&, std::span<const learner_id>) -> std::vector<message> {
+    return {fit_reply(1, 1, of({1, 1})), fit_reply(2, 1, of({1, 2, 3})), fit_reply(3, 1, of({3, 5})),
+            fit_reply(1, 1, of({9, 9})), fit_reply(4, 1, of({5, 3}))};
+  };
+  flotilla::coordinator<scripted_transport, batch_recorder> federation(transport, of({0, 0}), {.quorum = 3});
+  const auto& record = federation.run_round();
+  CHECK(federation.rule().batches == std::vector<std::size_t>{3});
+  CHECK(record.participants == std::vector<learner_id>{1, 3, 4});
+  CHECK(reasons(record) == std::vector<std::string>{"2: update has 3 parameters; the global model has 2",
+                                                    "1: learner was not asked for this task or has already answered it"});
+  CHECK(values_of(federation.global()) == std::vector<double>{3, 3});
 }

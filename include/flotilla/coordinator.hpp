@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -43,6 +44,10 @@ struct coordinator_options {
   double evaluation_fraction = 0;      ///< share of learners asked to evaluate; 0 turns it off
   std::uint64_t seed = 0;              ///< drives selection and learners' shuffling
   std::map<std::string, double> fit_settings;  ///< sent to learners as fit_config::values
+  /// Settings that change with the round, e.g. a decaying learning rate: called with each
+  /// round's number, its values override `fit_settings` of the same name. Unlike the rest of
+  /// these options it is not in a checkpoint; pass the same schedule when resuming.
+  std::function<std::map<std::string, double>(std::uint64_t round)> fit_schedule;
   /// How a metric is combined across replies, by name; any other metric is the mean weighted
   /// by examples (see metric_reducers.hpp).
   std::map<std::string, metric_reducer> metric_reducers;
@@ -204,6 +209,8 @@ class coordinator {
 
   task<parameters_type> make_task(task_kind kind) const {
     fit_config config{.round = round_, .seed = mix_seed(options_.seed, round_), .values = options_.fit_settings};
+    if (kind == task_kind::fit && options_.fit_schedule)
+      for (auto& [name, value] : options_.fit_schedule(round_)) config.values.insert_or_assign(name, value);
     return task<parameters_type>{.kind = kind, .round = round_, .parameters = global_, .config = std::move(config)};
   }
 
@@ -212,7 +219,7 @@ class coordinator {
     rule_.start(*global_);
     transport_.send(make_task(task_kind::fit), record.selected);
     collect(task_kind::fit, record.selected, record, record.participants, record.fit_metrics,
-            [&](reply<parameters_type>& answer) { rule_.accept(*answer.parameters, answer.result.examples); });
+            [&](std::span<reply<parameters_type>> replies) { fold(replies); });
     record.fit_seconds = seconds(deadline_clock::now() - start);
   }
 
@@ -224,44 +231,54 @@ class coordinator {
                                          engine_);
       transport_.send(make_task(task_kind::evaluate), asked);
       collect(task_kind::evaluate, asked, record, record.evaluated, record.federated_metrics,
-              [](reply<parameters_type>&) {});
+              [](std::span<reply<parameters_type>>) {});
     }
     record.evaluate_seconds = seconds(deadline_clock::now() - start);
   }
 
-  /// Receives until every asked learner has answered or the phase deadline passes. Each valid
-  /// reply is handed to `use` at once and then dropped; everything else is recorded with a reason.
+  /// Receives until every asked learner has answered or the phase deadline passes. Valid
+  /// replies are handed to `use` as soon as they arrive, together with any others already
+  /// waiting, and then dropped; everything else is recorded with a reason.
   template <class Use>
   void collect(task_kind kind, const std::vector<learner_id>& asked, round_record& record,
                std::vector<learner_id>& accepted, metrics& merged, Use use) {
+    constexpr std::size_t largest_batch = 16;  // replies already in memory; folding them together reads the state once
     std::set<learner_id> pending(asked.begin(), asked.end());
     std::map<std::string, std::vector<metric_sample>> samples;  // a double per learner and metric
+    std::vector<reply<parameters_type>> batch;
     const auto deadline = deadline_clock::now() +
                           std::chrono::duration_cast<deadline_clock::duration>(options_.round_timeout);
     const auto reject = [&](learner_id learner, task_kind message_kind, std::uint64_t round, std::string reason) {
       if (round == round_ && message_kind == kind) pending.erase(learner);
       record.rejections.push_back({learner, message_kind, round, std::move(reason)});
     };
-    while (!pending.empty()) {
-      auto next = transport_.receive(deadline);
-      if (!next) break;
-      if (auto* failed = std::get_if<failure>(&*next)) {
+    const auto take = [&](message<parameters_type>& next) {
+      if (auto* failed = std::get_if<failure>(&next)) {
         reject(failed->learner, failed->kind, failed->round, failed->reason);
-        continue;
+        return;
       }
-      auto& answer = std::get<reply<parameters_type>>(*next);
+      auto& answer = std::get<reply<parameters_type>>(next);
       if (auto problem = check(answer, kind, pending)) {
         // A stray reply (late, duplicate, unasked) must not release a learner still pending.
         const bool stray = answer.round != round_ || answer.kind != kind || !pending.contains(answer.learner);
         if (stray) record.rejections.push_back({answer.learner, answer.kind, answer.round, std::move(*problem)});
         else reject(answer.learner, answer.kind, answer.round, std::move(*problem));
-        continue;
+        return;
       }
-      use(answer);
       pending.erase(answer.learner);
       accepted.push_back(answer.learner);
       if (kind == task_kind::fit) record.examples += answer.result.examples;
       for (const auto& [name, value] : answer.result.metrics) samples[name].push_back({value, answer.result.examples});
+      batch.push_back(std::move(answer));
+    };
+    while (!pending.empty()) {
+      auto next = transport_.receive(deadline);
+      if (!next) break;
+      take(*next);
+      while (batch.size() < largest_batch && !pending.empty() && (next = transport_.receive(deadline_clock::now())))
+        take(*next);
+      if (!batch.empty()) use(std::span(batch));
+      batch.clear();
     }
     for (auto learner : pending)
       record.rejections.push_back({learner, kind, round_,
@@ -271,6 +288,18 @@ class coordinator {
     for (const auto& [name, values] : samples) {
       const auto custom = options_.metric_reducers.find(name);
       merged[name] = custom != options_.metric_reducers.end() ? custom->second(values) : reduce::weighted_mean(values);
+    }
+  }
+
+  /// Folds fit replies into the rule: in one pass when the rule can take a batch.
+  void fold(std::span<reply<parameters_type>> replies) {
+    if constexpr (BatchAggregator<Rule, parameters_type>) {
+      std::vector<weighted_update<parameters_type>> updates;
+      updates.reserve(replies.size());
+      for (const auto& answer : replies) updates.push_back({&*answer.parameters, answer.result.examples});
+      rule_.accept_batch(std::span<const weighted_update<parameters_type>>(updates));
+    } else {
+      for (const auto& answer : replies) rule_.accept(*answer.parameters, answer.result.examples);
     }
   }
 

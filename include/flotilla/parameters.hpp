@@ -76,13 +76,6 @@ class tensor_layout {
   std::size_t size_ = 0;
 };
 
-/// Tag for constructors that leave values indeterminate, for callers about to overwrite them all
-/// (decoders): it saves a zero-filling pass over a model-sized buffer.
-struct for_overwrite_t {
-  explicit for_overwrite_t() = default;
-};
-inline constexpr for_overwrite_t for_overwrite{};
-
 /// Large parameter and wire buffers freed by this process are kept for reuse: at most `blocks`
 /// blocks of 32 MiB or more, `bytes` in all (defaults: 8 blocks, 2 GiB). A process that hosts
 /// many large models at once (a simulation, a benchmark) may raise it; 0 turns the cache off.

@@ -6,6 +6,8 @@
 
 #include "small_parameters.hpp"
 
+#include <algorithm>
+#include <span>
 #include <vector>
 
 namespace {
@@ -109,4 +111,73 @@ TEST_CASE("misuse is reported, not averaged") {
   rule.start(global);
   CHECK_THROWS_WITH_AS((void)rule.result(), "mean of a round with no accepted updates", std::logic_error);
   CHECK_THROWS_AS(rule.accept(of({1, 2, 3}), 1), flotilla::layout_error);
+}
+
+TEST_CASE("a batch folds to the same bits as accepting its updates one by one") {
+  const std::vector<params> updates{of({0.1, 2}), of({0.3, -4}), of({1.0 / 3, 0.7}), of({-0.2, 5})};
+  const std::vector<std::int64_t> examples{3, 1, 7, 2};
+  flotilla::weighted_mean<params> one_by_one, batched;
+  one_by_one.start(global);
+  batched.start(global);
+  for (std::size_t u = 0; u < updates.size(); ++u) one_by_one.accept(updates[u], examples[u]);
+  // Two batches of two: the second adds to what the first wrote.
+  std::vector<flotilla::weighted_update<params>> batch;
+  for (std::size_t u = 0; u < updates.size(); ++u) batch.push_back({&updates[u], examples[u]});
+  batched.accept_batch(std::span(batch).first(2));
+  batched.accept_batch(std::span(batch).subspan(2));
+  CHECK(batched.accepted() == 4);
+  CHECK(batched.total_weight() == 13.0);
+  CHECK(values_of(batched.result()) == values_of(one_by_one.result()));
+  // (3*[0.1, 2] + [0.3, -4] + 7*[1/3, 0.7] + 2*[-0.2, 5]) / 13 = [2.5333.../13, 16.9/13]
+  CHECK(batched.result().values()[0] == doctest::Approx((0.3 + 0.3 + 7.0 / 3 - 0.4) / 13));
+  CHECK(batched.result().values()[1] == doctest::Approx(16.9 / 13));
+  static_assert(flotilla::BatchAggregator<flotilla::weighted_mean<params>, params>);
+}
+
+TEST_CASE("a batch with one update of another layout is refused whole") {
+  flotilla::weighted_mean<params> rule;
+  rule.start(global);
+  rule.accept(of({1, 2}), 1);
+  const params good = of({3, 4}), bad = of({1, 2, 3});
+  const std::vector<flotilla::weighted_update<params>> batch{{&good, 1}, {&bad, 1}};
+  CHECK_THROWS_AS(rule.accept_batch(batch), flotilla::layout_error);
+  CHECK(rule.accepted() == 1);
+  CHECK(values_of(rule.result()) == std::vector<double>{1, 2});
+}
+
+TEST_CASE("merging into a started rule that accepted nothing adopts the other's sum") {
+  flotilla::weighted_mean<params> root, edge;
+  root.start(global);
+  root.accept(of({50, 50}), 1);
+  root.start(global);  // the old sum is still in the buffer, but the round is empty
+  edge.start(global);
+  edge.accept(of({1, 2}), 1);
+  edge.accept(of({3, 2}), 1);
+  root.merge(edge);
+  CHECK(values_of(root.result()) == std::vector<double>{2, 2});
+}
+
+TEST_CASE("a model split across threads folds to the same bits as one thread") {
+  // 1,000,003 scalars: four pieces of 250,048 with a ragged last one when split four ways.
+  using floats = flotilla::parameters<float>;
+  constexpr std::size_t size = 1'000'003;
+  const floats start(flotilla::tensor_layout({{"w", {size}}}));
+  std::vector<floats> updates(3, start);
+  for (std::size_t u = 0; u < updates.size(); ++u)
+    for (std::size_t i = 0; i < size; ++i) updates[u].values()[i] = float((i * (u + 3)) % 101) * 0.25f - 7.0f;
+  std::vector<flotilla::weighted_update<floats>> batch;
+  for (std::size_t u = 0; u < updates.size(); ++u) batch.push_back({&updates[u], std::int64_t(u + 1)});
+
+  flotilla::weighted_mean<floats> single(1), split(4);
+  single.start(start);
+  split.start(start);
+  for (const auto& update : batch) single.accept(*update.parameters, update.examples);
+  split.accept_batch(batch);
+  const floats a = single.result(), b = split.result();
+  CHECK(std::ranges::equal(a.values(), b.values()));
+  for (const std::size_t i : {std::size_t{0}, std::size_t{250'047}, std::size_t{250'048}, size - 1}) {
+    double expected = 0;
+    for (std::size_t u = 0; u < updates.size(); ++u) expected += double(u + 1) * updates[u].values()[i];
+    CHECK(b.values()[i] == doctest::Approx(expected / 6).epsilon(1e-6));
+  }
 }

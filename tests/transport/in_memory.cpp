@@ -9,6 +9,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <string>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -52,7 +53,8 @@ flotilla::task<params> fit_task(std::uint64_t round) {
   return {flotilla::task_kind::fit, round, std::make_shared<const params>(params{{1.0, 2.0}}), {}};
 }
 
-std::vector<flotilla::message<params>> drain(flotilla::in_memory_transport<probe_learner>& transport, std::size_t count) {
+template <class Transport>
+std::vector<flotilla::message<params>> drain(Transport& transport, std::size_t count) {
   std::vector<flotilla::message<params>> out;
   while (out.size() < count) {
     auto next = transport.receive(flotilla::deadline_clock::now() + 10s);
@@ -132,4 +134,105 @@ TEST_CASE("two learners with one id are refused") {
   CHECK_THROWS_WITH_AS(
       flotilla::in_memory_transport(std::vector<probe_learner>{{4, state, {}, false}, {4, state, {}, false}}),
       "two learners share id 4", flotilla::configuration_error);
+}
+
+namespace {
+// Counts the learners alive at once: a member of every learner an on-demand transport makes.
+struct lifetime {
+  std::shared_ptr<std::atomic<int>> alive;
+  explicit lifetime(std::shared_ptr<std::atomic<int>> counter) : alive(std::move(counter)) { ++*alive; }
+  lifetime(const lifetime& other) : alive(other.alive) { ++*alive; }
+  lifetime& operator=(const lifetime&) = delete;
+  ~lifetime() { --*alive; }
+};
+
+struct made_learner {
+  using parameters_type = params;
+  probe_learner probe;
+  lifetime life;
+  flotilla::learner_id id() const { return probe.id(); }
+  flotilla::reply<params> handle(const flotilla::task<params>& work) { return probe.handle(work); }
+};
+}  // namespace
+
+static_assert(flotilla::Transport<flotilla::on_demand_transport<made_learner>>);
+
+TEST_CASE("an on-demand learner exists only while it works, and at most `workers` work at once") {
+  auto state = std::make_shared<shared_state>();
+  auto alive = std::make_shared<std::atomic<int>>(0);
+  std::atomic<int> made{0};
+  flotilla::on_demand_transport<made_learner> transport(
+      10'000,
+      [&](flotilla::learner_id id) {
+        ++made;
+        return made_learner{{id, state, {}, id == 7}, lifetime(alive)};
+      },
+      2);
+  CHECK(transport.learner_count() == 10'000);
+  CHECK(transport.available().size() == 10'000);
+  CHECK(made == 0);
+  const auto work = fit_task(4);
+  transport.send(work, std::vector<flotilla::learner_id>{3, 7, 42, 63});
+  auto messages = drain(transport, 4);
+  CHECK(made == 4);
+  CHECK(*alive == 0);
+  CHECK(state->most_running <= 2);
+  std::vector<flotilla::learner_id> replied;
+  for (const auto& message : messages) {
+    if (const auto* failed = std::get_if<flotilla::failure>(&message)) {
+      CHECK(failed->learner == 7);
+      CHECK(failed->reason == "learner threw: boom");
+    } else {
+      const auto& answer = std::get<flotilla::reply<params>>(message);
+      CHECK(answer.round == 4);
+      replied.push_back(answer.learner);
+      CHECK(state->seen[answer.learner] == work.parameters.get());
+    }
+  }
+  std::ranges::sort(replied);
+  CHECK(replied == std::vector<flotilla::learner_id>{3, 42, 63});
+  CHECK(transport.available().size() == 10'000);
+}
+
+TEST_CASE("an on-demand learner that cannot be made, or is busy, or unknown, fails alone with the reason") {
+  auto state = std::make_shared<shared_state>();
+  auto alive = std::make_shared<std::atomic<int>>(0);
+  std::promise<void> open;
+  const auto gate = open.get_future().share();
+  flotilla::on_demand_transport<made_learner> transport(
+      5,
+      [&](flotilla::learner_id id) {
+        if (id == 1) throw std::runtime_error("no data for learner 1");
+        if (id == 2) return made_learner{{3, state, {}, false}, lifetime(alive)};  // the wrong one
+        return made_learner{{id, state, id == 0 ? gate : std::shared_future<void>{}, false}, lifetime(alive)};
+      },
+      2);
+  transport.send(fit_task(1), std::vector<flotilla::learner_id>{0});
+  while (state->running == 0) std::this_thread::yield();
+  CHECK(transport.available() == std::vector<flotilla::learner_id>{1, 2, 3, 4});
+  transport.send(fit_task(2), std::vector<flotilla::learner_id>{0, 5, 1, 2});
+  auto messages = drain(transport, 4);
+  std::vector<std::string> reasons;
+  for (const auto& message : messages) {
+    const auto& failed = std::get<flotilla::failure>(message);
+    CHECK(failed.round == 2);
+    reasons.push_back(std::to_string(failed.learner) + ": " + failed.reason);
+  }
+  std::ranges::sort(reasons);
+  CHECK(reasons == std::vector<std::string>{"0: learner is still busy with an earlier task",
+                                            "1: making the learner failed: no data for learner 1",
+                                            "2: the factory made learner 3 when asked for this one",
+                                            "5: no learner with this id in the federation of 5"});
+  open.set_value();
+  CHECK(std::get<flotilla::reply<params>>(drain(transport, 1)[0]).round == 1);
+  CHECK(*alive == 0);
+}
+
+TEST_CASE("an on-demand federation needs learners and a factory") {
+  const auto make = [](flotilla::learner_id) -> made_learner { throw std::logic_error("unused"); };
+  CHECK_THROWS_WITH_AS(flotilla::on_demand_transport<made_learner>(0, make),
+                       "an on-demand federation needs at least one learner", flotilla::configuration_error);
+  CHECK_THROWS_WITH_AS(flotilla::on_demand_transport<made_learner>(3, nullptr),
+                       "an on-demand federation needs a function that makes its learners",
+                       flotilla::configuration_error);
 }

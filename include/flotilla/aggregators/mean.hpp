@@ -6,11 +6,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
+#include <vector>
 
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/detail/parallel.hpp"
 
 namespace flotilla {
 
@@ -26,29 +29,53 @@ struct equal_weights {
 
 /// @brief Running weighted mean of updates: sum(w_i * x_i) / sum(w_i) over the updates that
 /// arrived. Weights renormalize over the learners that actually replied.
+///
+/// Folding is one pass over the model per batch of waiting updates, split across `threads`
+/// (0: one per core) for models large enough to repay it. Every scalar sees the same additions
+/// in the same order however the updates were batched, so results do not depend on timing.
 template <ParameterSet P, class Weighting>
 class basic_mean {
  public:
   using scalar_type = typename P::scalar_type;
 
+  basic_mean() = default;
+  /// Folds large models on `threads` threads (0, the default: one per core).
+  explicit basic_mean(std::size_t threads) : threads_(threads) {}
+
   void start(const P& global) {
-    if (!sum_ || !same_layout(*sum_, global)) sum_ = global;  // reuse the buffer across rounds
-    fill(*sum_, scalar_type{0});
-    total_weight_ = 0;
+    if (!sum_ || !same_layout(*sum_, global)) sum_ = make_for_overwrite(global);  // reused across rounds
+    total_weight_ = 0;  // the first fold overwrites the sum, so it is never cleared separately
     accepted_ = 0;
   }
 
   void accept(const P& update, std::int64_t examples) {
-    const double weight = Weighting::weight(examples);
+    const weighted_update<P> one{&update, examples};
+    accept_batch(std::span(&one, 1));
+  }
+
+  /// Folds the updates in order in one pass: the same sums as accepting them one by one.
+  void accept_batch(std::span<const weighted_update<P>> updates) {
     if (!sum_) throw std::logic_error("accept() before start(): the rule has no layout yet");
-    axpy(*sum_, static_cast<scalar_type>(weight), update);
-    total_weight_ += weight;
-    ++accepted_;
+    if (updates.empty()) return;
+    std::vector<const scalar_type*> sources;
+    std::vector<scalar_type> weights;
+    for (const auto& update : updates) {
+      require_same_layout(*update.parameters, *sum_);
+      sources.push_back(update.parameters->values().data());
+      weights.push_back(static_cast<scalar_type>(Weighting::weight(update.examples)));
+    }
+    scalar_type* out = sum_->values().data();
+    const bool first = accepted_ == 0;
+    detail::for_each_piece(sum_->values().size(), threads_, [&](std::size_t begin, std::size_t end) {
+      detail::fold_weighted<scalar_type>(out, sources, weights, first, begin, end);
+    });
+    for (const auto& update : updates) total_weight_ += Weighting::weight(update.examples);
+    accepted_ += updates.size();
   }
 
   void merge(const basic_mean& other) {
     if (other.accepted_ == 0) return;
-    if (!sum_) sum_ = other.sum_;
+    if (!sum_ || accepted_ == 0) sum_ = other.sum_;
     else axpy(*sum_, scalar_type{1}, *other.sum_);
     total_weight_ += other.total_weight_;
     accepted_ += other.accepted_;
@@ -62,8 +89,13 @@ class basic_mean {
   [[nodiscard]] P result() const {
     if (accepted_ == 0 || total_weight_ <= 0)
       throw std::logic_error("mean of a round with no accepted updates");
-    P out = *sum_;
-    scale(out, static_cast<scalar_type>(1.0 / total_weight_));
+    P out = make_for_overwrite(*sum_);
+    const auto factor = static_cast<scalar_type>(1.0 / total_weight_);
+    const scalar_type* sum = sum_->values().data();
+    scalar_type* mean = out.values().data();
+    detail::for_each_piece(out.values().size(), threads_, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) mean[i] = sum[i] * factor;
+    });
     return out;
   }
 
@@ -71,6 +103,7 @@ class basic_mean {
   std::optional<P> sum_;  // optional: a ParameterSet need not be default-constructible
   double total_weight_ = 0;
   std::size_t accepted_ = 0;
+  std::size_t threads_ = 0;
 };
 
 /// FedAvg: the mean weighted by example count. With equal counts it is the plain mean.

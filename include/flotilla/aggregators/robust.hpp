@@ -22,6 +22,7 @@
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/detail/parallel.hpp"
 #include "flotilla/errors.hpp"
 
 namespace flotilla {
@@ -46,17 +47,20 @@ class gathering_rule {
   }
 
   /// A copy of the first update whose every coordinate `j` is set to `combine(values)`, where
-  /// `values` holds coordinate j of every update, sorted ascending.
+  /// `values` holds coordinate j of every update, sorted ascending. Large models are split
+  /// across the cores.
   template <class Combine>
   P per_coordinate(Combine combine) const {
     P out = updates_.front();
     auto result = out.values();
-    std::vector<double> column(updates_.size());
-    for (std::size_t j = 0; j < result.size(); ++j) {
-      for (std::size_t i = 0; i < updates_.size(); ++i) column[i] = double(updates_[i].values()[j]);
-      std::ranges::sort(column);
-      result[j] = static_cast<scalar_type>(combine(std::span<const double>(column)));
-    }
+    detail::for_each_piece(result.size(), 0, [&](std::size_t begin, std::size_t end) {
+      std::vector<double> column(updates_.size());
+      for (std::size_t j = begin; j < end; ++j) {
+        for (std::size_t i = 0; i < updates_.size(); ++i) column[i] = double(updates_[i].values()[j]);
+        std::ranges::sort(column);
+        result[j] = static_cast<scalar_type>(combine(std::span<const double>(column)));
+      }
+    });
     return out;
   }
 

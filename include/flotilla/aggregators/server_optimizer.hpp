@@ -26,6 +26,7 @@
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/detail/parallel.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/serialization.hpp"
 
@@ -139,26 +140,40 @@ class server_optimizer {
     inner_.start(global);
   }
   void accept(const P& update, std::int64_t examples) { inner_.accept(update, examples); }
+  void accept_batch(std::span<const weighted_update<P>> updates)
+    requires BatchAggregator<Inner, P>
+  {
+    inner_.accept_batch(updates);
+  }
   void merge(const server_optimizer& other) { inner_.merge(other.inner_); }
   [[nodiscard]] std::size_t accepted() const { return inner_.accepted(); }
 
   [[nodiscard]] P result() const {
     if (!global_) throw std::logic_error("result() before start(): the optimizer has no global model");
     const P mean = inner_.result();
-    P out = *global_;
-    moments next = moments_ ? *moments_ : fresh_moments(*global_);
+    // One pass: reads x, the mean and the last moments; writes the new moments and parameters.
+    P out = make_for_overwrite(*global_);
+    moments next{make_for_overwrite(*global_), std::nullopt};
+    if constexpr (Method::has_second_moment) next.second = make_for_overwrite(*global_);
     const auto x = global_->values();
     const auto target = mean.values();
+    const auto last_first = moments_ ? std::span<const scalar_type>(moments_->first.values()) : std::span<const scalar_type>();
+    const auto last_second =
+        moments_ && moments_->second ? std::span<const scalar_type>(moments_->second->values()) : std::span<const scalar_type>();
+    const double initial_second = Method::initial_second_moment(options_);
     auto stepped = out.values();
     auto first = next.first.values();
     auto second = next.second ? next.second->values() : std::span<scalar_type>();
-    for (std::size_t i = 0; i < stepped.size(); ++i) {
-      double m = first[i], v = second.empty() ? 0.0 : double(second[i]);
-      const double step = Method::step(options_, double(target[i]) - double(x[i]), m, v);
-      first[i] = static_cast<scalar_type>(m);
-      if (!second.empty()) second[i] = static_cast<scalar_type>(v);
-      stepped[i] = static_cast<scalar_type>(double(x[i]) + step);
-    }
+    detail::for_each_piece(stepped.size(), 0, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        double m = last_first.empty() ? 0.0 : double(last_first[i]);
+        double v = last_second.empty() ? initial_second : double(last_second[i]);
+        const double step = Method::step(options_, double(target[i]) - double(x[i]), m, v);
+        first[i] = static_cast<scalar_type>(m);
+        if (!second.empty()) second[i] = static_cast<scalar_type>(v);
+        stepped[i] = static_cast<scalar_type>(double(x[i]) + step);
+      }
+    });
     next_ = std::move(next);
     return out;
   }
@@ -199,16 +214,6 @@ class server_optimizer {
     P first;
     std::optional<P> second;  // FedAvgM has none
   };
-
-  moments fresh_moments(const P& like) const {
-    moments fresh{like, std::nullopt};
-    fill(fresh.first, scalar_type{0});
-    if constexpr (Method::has_second_moment) {
-      fresh.second = like;
-      fill(*fresh.second, static_cast<scalar_type>(Method::initial_second_moment(options_)));
-    }
-    return fresh;
-  }
 
   options_type options_;
   Inner inner_;

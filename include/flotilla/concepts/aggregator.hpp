@@ -5,6 +5,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "flotilla/concepts/parameter_set.hpp"
 
@@ -51,6 +52,23 @@ concept Aggregator = ParameterSet<P> && std::movable<A> &&
       { ca.accepted() } -> std::convertible_to<std::size_t>;
       { ca.result() } -> std::same_as<P>;
     };
+
+/// One update of a batch: parameters and the examples they were trained on.
+template <ParameterSet P>
+struct weighted_update {
+  const P* parameters;
+  std::int64_t examples;
+};
+
+/// @brief An Aggregator that can also fold several updates in one pass over its state.
+///
+/// When replies arrive faster than they are folded, the coordinator hands those already
+/// waiting to `a.accept_batch(updates)` together: the rule reads its accumulator once per batch
+/// instead of once per update. The result must equal accepting the updates one by one, in order.
+template <class A, class P>
+concept BatchAggregator = Aggregator<A, P> && requires(A& a, std::span<const weighted_update<P>> updates) {
+  a.accept_batch(updates);
+};
 
 /// Whether rule `A` keeps every update of a round until `result()` (robust rules such as the
 /// median or Krum), so that its memory grows with the number of learners. A rule says so with

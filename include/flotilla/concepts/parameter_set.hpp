@@ -44,6 +44,22 @@ concept ParameterSet =
       requires std::equality_comparable<std::remove_cvref_t<decltype(cp.layout())>>;
     };
 
+/// Tag for constructors that leave values indeterminate, for callers about to overwrite them all
+/// (decoders, aggregation results): it saves a pass over a model-sized buffer. A ParameterSet
+/// may offer `P(p.shared_layout(), for_overwrite)`; flotilla::parameters does.
+struct for_overwrite_t {
+  explicit for_overwrite_t() = default;
+};
+inline constexpr for_overwrite_t for_overwrite{};
+
+/// A parameter set with `like`'s layout whose values the caller overwrites next: made without
+/// reading `like`'s values when P offers the for_overwrite constructor, else a copy of `like`.
+template <ParameterSet P>
+[[nodiscard]] P make_for_overwrite(const P& like) {
+  if constexpr (requires { P(like.shared_layout(), for_overwrite); }) return P(like.shared_layout(), for_overwrite);
+  else return like;
+}
+
 /// True when two parameter sets can be combined element by element.
 template <ParameterSet P>
 [[nodiscard]] bool same_layout(const P& a, const P& b) {

@@ -2,10 +2,14 @@
 // Learners as objects in this process, training concurrently on a bounded thread pool. The
 // global parameters are shared by pointer with every learner: nothing is copied per learner
 // before it trains, and nothing is serialized.
+//  - in_memory_transport hosts learners that live for the whole run;
+//  - on_demand_transport simulates a large federation: a learner is built when a task arrives
+//    for it and dropped after its reply, so memory follows the learners at work, not their number.
 
 #include <cstddef>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -28,6 +32,20 @@ namespace flotilla {
 [[nodiscard]] inline std::size_t default_worker_count() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
+
+namespace detail {
+/// The learner's reply, or the failure its exception becomes: one learner fails alone.
+template <Learner L>
+message<typename L::parameters_type> handle_or_fail(L& learner, const task<typename L::parameters_type>& work) {
+  try {
+    return learner.handle(work);
+  } catch (const std::exception& error) {
+    return failure{learner.id(), work.kind, work.round, std::string("learner threw: ") + error.what()};
+  } catch (...) {
+    return failure{learner.id(), work.kind, work.round, "learner threw an exception of unknown type"};
+  }
+}
+}  // namespace detail
 
 /// @brief A `Transport` whose learners live in this process.
 ///
@@ -98,16 +116,7 @@ class in_memory_transport {
   }
 
   void run(hosted& target, const task<parameters_type>& work) {
-    message<parameters_type> outcome = [&]() -> message<parameters_type> {
-      const auto id = target.learner.id();
-      try {
-        return target.learner.handle(work);
-      } catch (const std::exception& error) {
-        return failure{id, work.kind, work.round, std::string("learner threw: ") + error.what()};
-      } catch (...) {
-        return failure{id, work.kind, work.round, "learner threw an exception of unknown type"};
-      }
-    }();
+    auto outcome = detail::handle_or_fail(target.learner, work);
     {
       std::lock_guard lock(mutex_);
       target.busy = false;
@@ -126,6 +135,92 @@ class in_memory_transport {
   std::deque<hosted> slots_;
   std::unordered_map<learner_id, std::size_t> index_ = build_index();
   mutable std::mutex mutex_;  // guards the slots' busy flags
+  detail::inbox<message<parameters_type>> inbox_;
+  detail::thread_pool pool_;  // last: joined first, while everything its jobs touch still lives
+};
+
+/// @brief A `Transport` over `count` learners with ids 0 to count - 1 that exist only while
+/// they work: `make(id)` builds learner `id` when a task arrives for it (on a worker thread),
+/// and the learner is destroyed once it has replied. What a learner must keep between rounds
+/// (SCAFFOLD's control variate, an optimizer's state) is therefore lost: give such learners an
+/// in_memory_transport, or keep that state in what `make` reads.
+///
+/// Memory is the learners training at once (at most one per worker) plus replies waiting to be
+/// folded, however large `count` is. Busy learners and failures behave as in in_memory_transport;
+/// a `make` that throws fails that learner alone.
+template <Learner L>
+class on_demand_transport {
+ public:
+  using learner_type = L;
+  using parameters_type = typename L::parameters_type;
+  using factory = std::function<L(learner_id)>;
+
+  /// @throws configuration_error without learners or without a factory.
+  on_demand_transport(std::size_t count, factory make, std::size_t workers = default_worker_count())
+      : busy_(count, false), make_(std::move(make)), pool_(workers) {
+    if (count == 0) throw configuration_error("an on-demand federation needs at least one learner");
+    if (!make_) throw configuration_error("an on-demand federation needs a function that makes its learners");
+  }
+
+  [[nodiscard]] std::vector<learner_id> available() const {
+    std::lock_guard lock(mutex_);
+    std::vector<learner_id> ids;
+    ids.reserve(busy_.size());
+    for (std::size_t id = 0; id < busy_.size(); ++id)
+      if (!busy_[id]) ids.push_back(id);
+    return ids;
+  }
+
+  void send(const task<parameters_type>& work, std::span<const learner_id> to) {
+    for (auto id : to) {
+      std::lock_guard lock(mutex_);
+      if (id >= busy_.size()) {
+        inbox_.push(failure{id, work.kind, work.round,
+                            "no learner with this id in the federation of " + std::to_string(busy_.size())});
+        continue;
+      }
+      if (busy_[id]) {
+        inbox_.push(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
+        continue;
+      }
+      busy_[id] = true;
+      pool_.submit([this, id, work] { run(id, work); });
+    }
+  }
+
+  [[nodiscard]] std::optional<message<parameters_type>> receive(deadline_clock::time_point deadline) {
+    return inbox_.pop(deadline);
+  }
+
+  [[nodiscard]] std::size_t learner_count() const { return busy_.size(); }
+  [[nodiscard]] std::size_t worker_count() const { return pool_.size(); }
+
+ private:
+  void run(learner_id id, const task<parameters_type>& work) {
+    auto outcome = [&]() -> message<parameters_type> {
+      std::optional<L> learner;
+      try {
+        learner.emplace(make_(id));
+      } catch (const std::exception& error) {
+        return failure{id, work.kind, work.round, std::string("making the learner failed: ") + error.what()};
+      } catch (...) {
+        return failure{id, work.kind, work.round, "making the learner threw an exception of unknown type"};
+      }
+      if (learner->id() != id)
+        return failure{id, work.kind, work.round,
+                       "the factory made learner " + std::to_string(learner->id()) + " when asked for this one"};
+      return detail::handle_or_fail(*learner, work);
+    }();  // the learner is gone here; only its reply remains
+    {
+      std::lock_guard lock(mutex_);
+      busy_[id] = false;
+    }
+    inbox_.push(std::move(outcome));
+  }
+
+  std::vector<bool> busy_;  // by id
+  factory make_;
+  mutable std::mutex mutex_;  // guards busy_
   detail::inbox<message<parameters_type>> inbox_;
   detail::thread_pool pool_;  // last: joined first, while everything its jobs touch still lives
 };
