@@ -21,6 +21,9 @@ namespace {
 using params = flotilla::parameters<float>;
 
 // Replies are made one at a time, when received: a learner's update is the global plus 0.001.
+// A reply arrives only while the coordinator waits for one: asked with a deadline already past
+// (is anything else waiting?), these learners have nothing yet, as learners elsewhere that
+// answer no faster than the coordinator folds.
 struct remote_learners {
   using parameters_type = params;
   std::size_t count;
@@ -38,8 +41,8 @@ struct remote_learners {
     global = work.parameters;
     round = work.round;
   }
-  std::optional<flotilla::message<params>> receive(flotilla::deadline_clock::time_point) {
-    if (asked.empty()) return std::nullopt;
+  std::optional<flotilla::message<params>> receive(flotilla::deadline_clock::time_point deadline) {
+    if (asked.empty() || deadline <= flotilla::deadline_clock::now()) return std::nullopt;
     const auto id = asked.front();
     asked.pop_front();
     params update = *global;

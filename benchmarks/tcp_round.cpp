@@ -1,6 +1,7 @@
-// One round over TCP loopback moving a parameter set to 4 learners and back, against a plain
-// blocking socket pair moving the same bytes (4 x the payload each way) in the same run.
+// One round over TCP loopback moving a parameter set to 4 learner processes and back, against a
+// plain blocking socket pair moving the same bytes (4 x the payload each way) in the same run.
 // Usage: bench_tcp_round [parameters=25000000 (100 MB of float32)] [learners=4]
+// (The learners are this program started again as `bench_tcp_round --learner PORT ID`.)
 #include <flotilla/coordinator.hpp>
 #include <flotilla/parameters.hpp>
 #include <flotilla/transport/asio/learner_client.hpp>
@@ -10,8 +11,13 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
-#include <memory>
+#include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -56,24 +62,40 @@ class socket_pair {
   std::size_t copies_;
   std::vector<std::byte> outgoing_, incoming_, echoed_;
 };
+
+// A learner process: echoes every task until the aggregator says goodbye.
+int run_learner(unsigned short port, flotilla::learner_id id) {
+  echo_learner learner{id};
+  flotilla::tcp::learner_client client(learner, {.port = port, .log = nullptr});
+  client.run();
+  return 0;
+}
+
+// Starts this program again as learner `id`; returns its process id.
+pid_t start_learner(unsigned short port, flotilla::learner_id id) {
+  std::string program = "/proc/self/exe", flag = "--learner", port_text = std::to_string(port),
+              id_text = std::to_string(id);
+  char* arguments[] = {program.data(), flag.data(), port_text.data(), id_text.data(), nullptr};
+  pid_t child = 0;
+  if (const int error = posix_spawn(&child, program.c_str(), nullptr, nullptr, arguments, environ); error != 0) {
+    std::fprintf(stderr, "cannot start a learner process: %s\n", std::strerror(error));
+    std::exit(1);
+  }
+  return child;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--learner")
+    return run_learner(static_cast<unsigned short>(std::stoul(argv[2])), std::stoull(argv[3]));
   const std::size_t size = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 25'000'000;
   const std::size_t count = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 4;
   const double bytes = double(size) * sizeof(float);
-  // This process plays the aggregator and every learner: give it the buffer cache of all of them.
-  flotilla::set_large_buffer_cache(8 * (count + 1), std::size_t{2} << 30 << (count > 1 ? 2 : 0));
 
   flotilla::tcp::server_transport<params> transport({.log = nullptr});
-  std::vector<std::unique_ptr<echo_learner>> learners;
-  std::vector<std::thread> clients;
-  for (std::size_t i = 0; i < count; ++i) learners.push_back(std::make_unique<echo_learner>(echo_learner{i}));
-  for (std::size_t i = 0; i < count; ++i)
-    clients.emplace_back([&, i] {
-      flotilla::tcp::learner_client client(*learners[i], {.port = transport.port(), .log = nullptr});
-      client.run();
-    });
+  std::vector<pid_t> learners;
+  for (std::size_t i = 0; i < count; ++i) learners.push_back(start_learner(transport.port(), i));
   params initial(flotilla::tensor_layout({{"w", {size}}}));
   for (std::size_t i = 0; i < size; ++i) initial.values()[i] = float(i % 101);
   flotilla::coordinator federation(transport, initial,
@@ -84,7 +106,7 @@ int main(int argc, char** argv) {
   const auto [round, plain] = bench::interleaved_best_seconds(
       7, [&] { federation.run_round(); }, [&] { plain_sockets.exchange(); });
   transport.say_goodbye();
-  for (auto& client : clients) client.join();
+  for (const pid_t learner : learners) waitpid(learner, nullptr, 0);
 
   const double moved = 2 * double(count) * bytes;
   // ratio = Flotilla's throughput / the socket pair's; the target is >= 0.5 (a round within 2x).

@@ -2,20 +2,48 @@
 # Builds the benchmarks in Release and runs them, one machine-readable line per measurement:
 #   name=... value=... unit=... baseline=... ratio=...
 # Ratios compare Flotilla with a baseline measured in the same run; absolute values on a shared
-# machine mean little. The strategy experiments take about 15 minutes and run separately:
-# build/bench/benchmarks/bench_experiments [rounds] [all|non-iid|attack].
+# machine mean little. The strategy experiments take about half an hour and run separately:
+# build/bench/benchmarks/bench_experiments [rounds] [all|non-iid|attack|attack-decaying|krum].
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+# numpy for bench_aggregation's numpy column, gnuplot for the throughput plot.
+flotilla_install_packages python3-numpy gnuplot-nox
 
 build="$FLOTILLA_ROOT/build/bench"
 cmake -S "$FLOTILLA_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BUILD_BENCHMARKS=ON \
   -DFLOTILLA_BUILD_TESTS=OFF -DFLOTILLA_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j "$FLOTILLA_JOBS" >/dev/null
 
-for benchmark in aggregation serialization checksum round_overhead coordinator_memory tcp_round; do
+for benchmark in aggregation serialization checksum round_overhead coordinator_memory tcp_round simulation; do
   echo "# bench_$benchmark"
   "$build/benchmarks/bench_$benchmark"
 done
+
+# Batched FedAvg throughput against learners and model size, plotted next to its bound.
+echo "# bench_aggregation sweep"
+sweep="$build/aggregation_sweep.dat"
+"$build/benchmarks/bench_aggregation" sweep | tee "$build/aggregation_sweep.txt"
+awk '{ for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+       print v["parameters"], v["learners"], v["value"], v["baseline"] }' "$build/aggregation_sweep.txt" >"$sweep"
+plot="$FLOTILLA_ROOT/benchmarks/results/aggregation_throughput.svg"
+mkdir -p "$(dirname "$plot")"
+gnuplot <<EOF
+set terminal svg size 760,440 dynamic font "sans,12"
+set output "$plot"
+set title "Batched FedAvg on 2 cores: Flotilla (solid) and a plain two-thread loop (dashed)"
+set xlabel "updates folded in the round (learners)"
+set ylabel "input GB/s"
+set logscale x 2
+set xtics (2, 5, 10, 20)
+set xrange [1.8:22]
+set yrange [0:*]
+set key left top
+sizes = "1000000 5000000 25000000"
+plot for [i = 1:3] "$sweep" using 2:(\$1 == word(sizes, i) + 0 ? \$3 : NaN) with linespoints lw 2 lc i \
+       title sprintf("%s M parameters", word("1 5 25", i)), \
+     for [i = 1:3] "$sweep" using 2:(\$1 == word(sizes, i) + 0 ? \$4 : NaN) with lines dt 2 lc i notitle
+EOF
+echo "# plot written to ${plot#"$FLOTILLA_ROOT"/}"
 
 # Compile time: a file using Flotilla against one including only what Flotilla builds on.
 compile_seconds() {  # <source>: the best of three compilations, in seconds

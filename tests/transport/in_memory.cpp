@@ -236,3 +236,16 @@ TEST_CASE("an on-demand federation needs learners and a factory") {
                        "an on-demand federation needs a function that makes its learners",
                        flotilla::configuration_error);
 }
+
+TEST_CASE("with a deadline already passed, receive returns a waiting message or nothing, without blocking") {
+  auto state = std::make_shared<shared_state>();
+  flotilla::in_memory_transport transport(std::vector<probe_learner>{{0, state, {}, false}}, 1);
+  CHECK_FALSE(transport.receive(flotilla::deadline_clock::now()));  // nothing sent, nothing waiting
+  transport.send(fit_task(1), std::vector<flotilla::learner_id>{0});
+  std::optional<flotilla::message<params>> waiting;
+  const auto give_up = flotilla::deadline_clock::now() + 10s;
+  while (!waiting && flotilla::deadline_clock::now() < give_up) waiting = transport.receive(flotilla::deadline_clock::now());
+  REQUIRE(waiting);
+  CHECK(std::get<flotilla::reply<params>>(*waiting).round == 1);
+  CHECK_FALSE(transport.receive(flotilla::deadline_clock::time_point::min()));
+}

@@ -24,7 +24,9 @@ using deadline_clock = std::chrono::steady_clock;
 ///     the work; the task's parameters are shared or encoded once, never once per learner.
 ///  4. `t.receive(deadline)` blocks until one reply or failure is ready and returns it, or
 ///     returns an empty optional once `deadline` has passed: the coordinator folds each reply
-///     in as it arrives and stops waiting at the round deadline.
+///     in as it arrives and stops waiting at the round deadline. With a deadline already
+///     passed it returns a message that is already waiting, if any, without blocking: the
+///     coordinator takes the replies waiting together and folds them in one pass.
 ///
 /// Semantic rules the compiler cannot check:
 ///  - Every delivered task eventually yields exactly one message (reply or failure), unless
