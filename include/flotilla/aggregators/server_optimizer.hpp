@@ -13,6 +13,7 @@
 // The moments start at m = 0 and v = τ² (the paper's v₋₁ ≥ τ²). With FedAvgM's η = 1, β = 0 the
 // step is FedAvg exactly.
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -136,7 +137,13 @@ class server_optimizer {
       next_.reset();
     }
     if (moments_ && !same_layout(moments_->first, global)) moments_.reset();  // another model: start over
-    global_ = global;
+    // Kept for result(): a copy into last round's buffer, split across the cores for large models.
+    if (!global_ || !same_layout(*global_, global)) global_ = make_for_overwrite(global);
+    const auto from = global.values();
+    auto to = global_->values();
+    detail::for_each_piece(to.size(), 0, [&](std::size_t begin, std::size_t end) {
+      std::copy(from.begin() + std::ptrdiff_t(begin), from.begin() + std::ptrdiff_t(end), to.begin() + std::ptrdiff_t(begin));
+    });
     inner_.start(global);
   }
   void accept(const P& update, std::int64_t examples) { inner_.accept(update, examples); }
