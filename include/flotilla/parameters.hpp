@@ -67,7 +67,7 @@ class tensor_layout {
   }
 
   friend bool operator==(const tensor_layout& a, const tensor_layout& b) {
-    return a.tensors_ == b.tensors_;
+    return &a == &b || a.tensors_ == b.tensors_;  // copies of parameters share one layout
   }
 
  private:
