@@ -176,7 +176,8 @@ void sweep() {
       std::vector<float> out(size);
       const auto [flotilla_s, plain_s] = bench::interleaved_best_seconds(
           3, [&] { aggregate_batched(rule, in); }, [&] { plain_mean(in, out); });
-      std::printf("name=fedavg_batched_sweep learners=%zu parameters=%zu value=%.4g unit=GB/s baseline=%.4g ratio=%.3f\n",
+      std::printf("name=fedavg_batched_sweep learners=%zu parameters=%zu value=%.4g unit=GB/s "
+                  "baseline=two_thread_streaming_bound_GB/s baseline_value=%.4g ratio=%.3f\n",
                   learners, size, in.bytes / flotilla_s / 1e9, in.bytes / plain_s / 1e9, plain_s / flotilla_s);
       std::fflush(stdout);
     }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "timing.hpp"
 
@@ -95,9 +96,11 @@ int main(int argc, char** argv) {
                 "round (%.1f us of framework a learner); test accuracy %.4f\n",
                 learners, selected, epochs, rounds, workers, wall * 1e3, framework * workers * 1e6 / double(selected),
                 evaluator.evaluate(test).metrics.at("accuracy"));
-    std::printf("name=simulation_round_split epochs=%d training=%.3f making_learners=%.3f framework=%.3f "
-                "unit=fraction_of_round\n",
-                epochs, training / wall, making / wall, framework / wall);
+    std::printf("# split of a round: training %.3f, making learners %.3f, framework %.3f\n", training / wall,
+                making / wall, framework / wall);
+    // ratio = training's share over the framework's: above 1, training dominates.
+    const std::string name = "simulation_training_share_epochs_" + std::to_string(epochs);
+    bench::report(name.c_str(), training / wall, "fraction_of_round", "framework_share", framework / wall);
     std::fflush(stdout);
   }
   bench::report("simulation_peak_rss", peak_rss_mib(), "MiB", "limit_MiB", 2048);

@@ -24,7 +24,7 @@ echo "# bench_aggregation sweep"
 sweep="$build/aggregation_sweep.dat"
 "$build/benchmarks/bench_aggregation" sweep | tee "$build/aggregation_sweep.txt"
 awk '{ for (i = 1; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
-       print v["parameters"], v["learners"], v["value"], v["baseline"] }' "$build/aggregation_sweep.txt" >"$sweep"
+       print v["parameters"], v["learners"], v["value"], v["baseline_value"] }' "$build/aggregation_sweep.txt" >"$sweep"
 plot="$FLOTILLA_ROOT/benchmarks/results/aggregation_throughput.svg"
 mkdir -p "$(dirname "$plot")"
 gnuplot <<EOF
