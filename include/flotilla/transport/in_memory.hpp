@@ -140,8 +140,9 @@ class in_memory_transport {
 };
 
 /// @brief A `Transport` over `count` learners with ids 0 to count - 1 that exist only while
-/// they work: `make(id)` builds learner `id` when a task arrives for it (on a worker thread),
-/// and the learner is destroyed once it has replied. What a learner must keep between rounds
+/// they work: `make(id)` builds learner `id` when a task arrives for it, on a worker thread (so
+/// `make` may run on several threads at once and must only read shared state), and the learner
+/// is destroyed once it has replied. What a learner must keep between rounds
 /// (SCAFFOLD's control variate, an optimizer's state) is therefore lost: give such learners an
 /// in_memory_transport, or keep that state in what `make` reads.
 ///
