@@ -59,17 +59,20 @@ class basic_mean {
     if (updates.empty()) return;
     std::vector<const scalar_type*> sources;
     std::vector<scalar_type> weights;
+    double batch_weight = 0;  // added to the total only once the whole batch is folded
     for (const auto& update : updates) {
       require_same_layout(*update.parameters, *sum_);
       sources.push_back(update.parameters->values().data());
-      weights.push_back(static_cast<scalar_type>(Weighting::weight(update.examples)));
+      const double weight = Weighting::weight(update.examples);
+      weights.push_back(static_cast<scalar_type>(weight));
+      batch_weight += weight;
     }
     scalar_type* out = sum_->values().data();
     const bool first = accepted_ == 0;
     detail::for_each_piece(sum_->values().size(), threads_, [&](std::size_t begin, std::size_t end) {
       detail::fold_weighted<scalar_type>(out, sources, weights, first, begin, end);
     });
-    for (const auto& update : updates) total_weight_ += Weighting::weight(update.examples);
+    total_weight_ += batch_weight;
     accepted_ += updates.size();
   }
 
