@@ -3,14 +3,15 @@
 //  - Non-IID: Dirichlet label skew with alpha 0.1 and 1.0 under FedAvg, FedAvgM, FedProx,
 //    FedAdam, FedYogi and SCAFFOLD.
 //  - Attack: an IID split where 10 of the 50 learners (20%) send their update sign-flipped and
-//    scaled tenfold, under FedAvg, the coordinate-wise median, the trimmed mean, Krum and Bulyan
+//    scaled tenfold, under FedAvg, the coordinate-wise median, the trimmed mean, Krum, Multi-Krum and Bulyan
 //    (f = 10), next to attack-free FedAvg; once at the constant local rate 0.1 and once with the
 //    rate decaying as 0.1 * 10 / (t + 9) in round t, the step sizes Krum's convergence result
 //    assumes (sum of rates infinite, sum of squares finite; Blanchard et al. 2017).
 // Reference: the same model trained centrally, one epoch over all 60,000 images per "round".
 // Prints a Markdown table: rounds to reach 80% test accuracy and the final accuracy.
-// Usage: bench_experiments [rounds=40] [part=all|non-iid|attack|attack-decaying|krum] [data directory]
-// ("krum" runs only attack-free FedAvg and Krum under attack, to follow Krum over more rounds).
+// Usage: bench_experiments [rounds=40] [part=all|non-iid|attack|attack-decaying|krum|multi-krum] [data directory]
+// ("krum" runs only attack-free FedAvg and Krum under attack, to follow Krum over more rounds;
+// "multi-krum" only attack-free FedAvg and Multi-Krum under attack, at both rates.)
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
 
@@ -106,8 +107,9 @@ void print_row(const std::string& setting, const std::string& strategy, const ou
 int main(int argc, char** argv) {
   const std::size_t rounds = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 40;
   const std::string part = argc > 2 ? argv[2] : "all";
-  if (part != "all" && part != "non-iid" && part != "attack" && part != "attack-decaying" && part != "krum") {
-    std::fprintf(stderr, "part must be all, non-iid, attack, attack-decaying or krum; got %s\n", part.c_str());
+  if (part != "all" && part != "non-iid" && part != "attack" && part != "attack-decaying" && part != "krum" &&
+      part != "multi-krum") {
+    std::fprintf(stderr, "part must be all, non-iid, attack, attack-decaying, krum or multi-krum; got %s\n", part.c_str());
     return 2;
   }
   const std::filesystem::path directory = argc > 3 ? argv[3] : flotilla::fashion_mnist_default_directory;
@@ -118,7 +120,8 @@ int main(int argc, char** argv) {
   std::printf("| setting | strategy | rounds to 80%% | final test accuracy (round %zu) |\n", rounds);
   std::printf("|---|---|---|---|\n");
 
-  if (part != "krum" && part != "attack-decaying") {  // The reference: one model, all the data, one epoch per round.
+  // The reference: one model, all the data, one epoch per round.
+  if (part != "krum" && part != "multi-krum" && part != "attack-decaying") {
     auto central = make_model();
     flotilla::history history;
     for (std::size_t epoch = 1; epoch <= rounds; ++epoch) {
@@ -177,6 +180,10 @@ int main(int argc, char** argv) {
       return federate(std::move(members), initial, std::move(rule), test, rounds, {}, same, schedule);
     };
     print_row(clean, "FedAvg", run(plain_learners(train, iid), flotilla::weighted_mean<params>{}));
+    if (part == "multi-krum") {
+      print_row(attack, "Multi-Krum (f 10, 20 selected)", run(attacked(), flotilla::krum<params>(attackers, 20)));
+      return;
+    }
     if (part == "krum") {
       print_row(attack, "Krum (f 10)", run(attacked(), flotilla::krum<params>(attackers)));
       print_row(attack, "FedAvgM (lr 0.2, momentum 0.5) over Krum (f 10)",
@@ -192,7 +199,7 @@ int main(int argc, char** argv) {
     print_row(attack, "Bulyan (f 10)", run(attacked(), flotilla::bulyan<params>(attackers)));
   };
   if (part != "attack-decaying") attack_table("", {});
-  if (part == "all" || part == "attack-decaying")
+  if (part == "all" || part == "attack-decaying" || part == "multi-krum")
     attack_table(", decaying rate", [](std::uint64_t round) {
       return std::map<std::string, double>{{"learning_rate", 0.1 * 10.0 / (double(round) + 9.0)}};
     });

@@ -10,6 +10,10 @@ target_compile_options(flotilla_dev_flags INTERFACE
   $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized -Wno-mismatched-new-delete>)
 if(FLOTILLA_SANITIZE)
   target_compile_options(flotilla_dev_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
-                                                      -fno-sanitize-recover=all)
+                                                      -fno-sanitize-recover=all
+                                                      # Clang 14 cannot emit -fsanitize=function's
+                                                      # prologue on coroutines ("Cannot represent a
+                                                      # difference across sections").
+                                                      $<$<CXX_COMPILER_ID:Clang>:-fno-sanitize=function>)
   target_link_options(flotilla_dev_flags INTERFACE -fsanitize=address,undefined)
 endif()

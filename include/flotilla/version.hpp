@@ -3,8 +3,8 @@
 
 #define FLOTILLA_VERSION_MAJOR 0
 #define FLOTILLA_VERSION_MINOR 1
-#define FLOTILLA_VERSION_PATCH 0
+#define FLOTILLA_VERSION_PATCH 1
 
 namespace flotilla {
-inline constexpr const char* version = "0.1.0";
+inline constexpr const char* version = "0.1.1";
 }

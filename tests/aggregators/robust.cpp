@@ -10,6 +10,7 @@
 #include "small_parameters.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -64,9 +65,23 @@ TEST_CASE("the trimmed mean drops floor(beta n) values at each end") {
   // beta 0.49 of 3: floor(1.47) = 1 each side, the median remains.
   CHECK(result_of(flotilla::trimmed_mean<params>(0.49), {{0}, {1}, {50}}) == std::vector<double>{1});
   CHECK(result_of(flotilla::trimmed_mean<params>(0.0), {{0}, {1}, {50}}) == std::vector<double>{17});
+  // The default beta is 0.2: floor(1.0) = 1 of 5 each side.
+  CHECK(result_of(flotilla::trimmed_mean<params>(), {{-100}, {1}, {2}, {6}, {100}}) == std::vector<double>{3});
+  CHECK(flotilla::trimmed_mean<params>().beta() == 0.2);
   CHECK_THROWS_WITH_AS(flotilla::trimmed_mean<params>(0.5), "trimmed mean's beta must be in [0, 0.5); got 0.500000",
                        configuration_error);
   CHECK_THROWS_AS(flotilla::trimmed_mean<params>(-0.1), configuration_error);
+}
+
+TEST_CASE("the trimmed mean floors beta x n as computed in double precision") {
+  // 0.35 x 180 is 62.99999999999999 in double: 62 values go from each end (as in Flower and
+  // scipy), not 63. With 63 zeros then 117 ones, dropping 62 leaves one zero among 56 values:
+  // 55/56; dropping 63 would leave only ones.
+  REQUIRE(std::floor(0.35 * 180) == 62);
+  std::vector<std::vector<double>> updates(180, {1.0});
+  std::fill_n(updates.begin(), 63, std::vector<double>{0.0});
+  const auto result = result_of(flotilla::trimmed_mean<params>(0.35), updates);
+  CHECK(result == std::vector<double>{55.0 / 56});
 }
 
 TEST_CASE("Krum picks the update closest to its n - f - 2 nearest neighbours") {
@@ -75,13 +90,41 @@ TEST_CASE("Krum picks the update closest to its n - f - 2 nearest neighbours") {
   // 1 and 2 tie; the tie goes to the smaller update.
   const std::vector<std::vector<double>> points{{0}, {1}, {2}, {3}, {100}};
   CHECK(order_free_result_of(flotilla::krum<params>(1), points) == std::vector<double>{1});
-  // Multi-Krum picks again among the rest, {0, 2, 3, 100}, now with max(1, 4 - 1 - 2) = 1
-  // neighbour: 0 -> 4, 2 -> 1, 3 -> 1; 2 and 3 tie, 2 wins: mean(1, 2) = 1.5.
-  CHECK(order_free_result_of(flotilla::krum<params>(1, 2), points) == std::vector<double>{1.5});
-  // Third pick among {0, 3, 100}, one neighbour each: 0 -> 9, 3 -> 9, tie to 0: mean(1, 2, 0) = 1.
-  CHECK(order_free_result_of(flotilla::krum<params>(1, 3), points) == std::vector<double>{1});
   // f = 0 keeps n - 2 neighbours.
   CHECK(result_of(flotilla::krum<params>(0), {{0}, {10}, {11}}) == std::vector<double>{10});
+  CHECK(result_of(flotilla::krum<params>(), {{0}, {10}, {11}}) == std::vector<double>{10});
+}
+
+TEST_CASE("Multi-Krum averages the best one-shot scores, not the picks of Krum repeated") {
+  SUBCASE("the scores above, with ties") {
+    // Multi-Krum keeps those scores: the best two are 1 and 2, mean 1.5; the third is 0 or 3
+    // (5 each), the tie to the smaller: mean(1, 2, 0) = 1.
+    const std::vector<std::vector<double>> points{{0}, {1}, {2}, {3}, {100}};
+    CHECK(order_free_result_of(flotilla::krum<params>(1, 2), points) == std::vector<double>{1.5});
+    CHECK(order_free_result_of(flotilla::krum<params>(1, 3), points) == std::vector<double>{1});
+  }
+  SUBCASE("where the two definitions part, without ties") {
+    // f = 0, n = 5: 3 neighbours. 0: 1 + 16 + 25 = 42; 1: 1 + 9 + 16 = 26; 4: 1 + 9 + 9 = 19;
+    // 5: 1 + 4 + 16 = 21; 7: 4 + 9 + 36 = 49. The best two, 4 and 5: mean 4.5. (Krum repeated
+    // would pick 4, then score {0, 1, 5, 7} over 2 neighbours, 26, 17, 20, 40, and pick 1: 2.5.)
+    CHECK(order_free_result_of(flotilla::krum<params>(0, 2), {{0}, {1}, {4}, {5}, {7}}) == std::vector<double>{4.5});
+  }
+  SUBCASE("three identical updates among ten are the three averaged") {
+    // f = 1, n = 10: 7 neighbours. Each 6: 0 + 0 + 9 + 9 + 16 + 16 + 25 = 75; 3: 1 + 4 + 9 + 9 +
+    // 9 + 9 + 36 = 77; every other score is above 100. The best three are the 6s: mean 6. (Krum
+    // repeated would pick a 6, then 3 with 68 over 6 neighbours against the 6s' 75, then a 6: 5.)
+    std::vector<std::vector<double>> points{{0}, {1}, {2}, {3}, {6}, {6}, {6}, {9}, {10}, {11}};
+    for (int rotation = 0; rotation < 10; ++rotation) {
+      CHECK(result_of(flotilla::krum<params>(1, 3), points) == std::vector<double>{6});
+      std::rotate(points.begin(), points.begin() + 3, points.end());  // other arrival orders
+    }
+  }
+  SUBCASE("in several dimensions the scores are squared Euclidean distances") {
+    // f = 0, n = 4: 2 neighbours. (0,0): 1 + 1 = 2; (1,0): 1 + 2 = 3; (0,1): 1 + 2 = 3;
+    // (5,5): 41 + 41 = 82. The best two: (0,0) and the tie (0,1) < (1,0): mean (0, 0.5).
+    CHECK(order_free_result_of(flotilla::krum<params>(0, 2), {{0, 0}, {1, 0}, {0, 1}, {5, 5}}) ==
+          std::vector<double>{0, 0.5});
+  }
 }
 
 TEST_CASE("Krum refuses rounds the math does not allow") {
@@ -108,6 +151,21 @@ TEST_CASE("Bulyan picks n - 2f updates by repeated Krum and averages the values 
                        "Bulyan with f = 1 needs at least 4f + 3 = 7 updates; the round has 6", configuration_error);
   // f = 0: every update picked, and beta = n: the plain mean.
   CHECK(result_of(flotilla::bulyan<params>(0), {{0}, {3}, {9}}) == std::vector<double>{4});
+  CHECK(result_of(flotilla::bulyan<params>(), {{0}, {3}, {9}}) == std::vector<double>{4});
+}
+
+TEST_CASE("Bulyan's repeated Krum scores anew after each pick and breaks its ties by value") {
+  // f = 1, n = 7, points {0, 2, 3, 4, 5, 6, 7}: theta = 5 picks, beta = 3.
+  //   4 neighbours: 4 and 5 tie at 10, 4 wins.
+  //   3 neighbours among {0, 2, 3, 5, 6, 7}: 38, 14, 14, 9, 11, 21: 5.
+  //   2 neighbours among {0, 2, 3, 6, 7}: 13, 5, 10, 10, 17: 2.
+  //   1 neighbour among {0, 3, 6, 7}: 9, 9, 1, 1: 6 and 7 are each other's nearest and tie, 6 wins.
+  //   1 neighbour among {0, 3, 7}: 9, 9, 16: 0 wins the tie.
+  // Picked {0, 2, 4, 5, 6}: median 4, nearest three 4, 5 and (2 or 6, tie to the smaller) 2:
+  // mean 11/3. The one-shot selection of Multi-Krum would pick {2, 3, 4, 5, 6} and give 4.
+  const auto result = order_free_result_of(flotilla::bulyan<params>(1), {{0}, {2}, {3}, {4}, {5}, {6}, {7}});
+  REQUIRE(result.size() == 1);
+  CHECK(result[0] == doctest::Approx(11.0 / 3).epsilon(1e-15));
 }
 
 TEST_CASE("robust rules merge partial rounds and forget the last round at start") {

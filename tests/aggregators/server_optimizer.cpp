@@ -1,5 +1,6 @@
 #include <flotilla/aggregators/server_optimizer.hpp>
 
+#include <flotilla/aggregators/robust.hpp>
 #include <flotilla/errors.hpp>
 #include <flotilla/parameters.hpp>
 
@@ -7,6 +8,7 @@
 
 #include "small_parameters.hpp"
 
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -115,4 +117,53 @@ TEST_CASE("server optimizer settings outside the method's domain are refused") {
   CHECK_THROWS_WITH_AS(flotilla::fedadagrad<params>({.tau = 0}), "tau must be positive", configuration_error);
   flotilla::fedadam<params> unstarted;
   CHECK_THROWS_AS((void)unstarted.result(), std::logic_error);
+}
+
+namespace {
+// Builds `Rule` every way a user would write it without naming the inner rule, then runs one
+// round with each: all must agree, and the step must be finite.
+template <class Rule>
+void check_constructions() {
+  static_assert(flotilla::Aggregator<Rule, params>);
+  Rule defaulted;
+  Rule copy_list_initialized = {};
+  Rule from_options(typename Rule::options_type{});
+  Rule from_options_braced{typename Rule::options_type{}};
+  Rule with_inner(typename Rule::options_type{}, {});
+  const auto updates = std::vector<params>{of({1}), of({2}), of({4})};
+  const auto expected = round_of(defaulted, of({0}), updates);
+  REQUIRE(std::isfinite(expected.values()[0]));
+  CHECK(round_of(copy_list_initialized, of({0}), updates) == expected);
+  CHECK(round_of(from_options, of({0}), updates) == expected);
+  CHECK(round_of(from_options_braced, of({0}), updates) == expected);
+  CHECK(round_of(with_inner, of({0}), updates) == expected);
+}
+
+template <template <class, class> class Optimizer>
+void check_over_every_inner_rule() {
+  check_constructions<Optimizer<params, flotilla::weighted_mean<params>>>();
+  check_constructions<Optimizer<params, flotilla::mean<params>>>();
+  check_constructions<Optimizer<params, flotilla::coordinate_median<params>>>();
+  check_constructions<Optimizer<params, flotilla::trimmed_mean<params>>>();
+  check_constructions<Optimizer<params, flotilla::krum<params>>>();
+  check_constructions<Optimizer<params, flotilla::bulyan<params>>>();
+}
+
+template <class P, class Inner>
+using fedavgm_over = flotilla::fedavgm<P, Inner>;
+template <class P, class Inner>
+using fedadagrad_over = flotilla::fedadagrad<P, Inner>;
+template <class P, class Inner>
+using fedadam_over = flotilla::fedadam<P, Inner>;
+template <class P, class Inner>
+using fedyogi_over = flotilla::fedyogi<P, Inner>;
+}  // namespace
+
+TEST_CASE("every server optimizer over every inner rule builds from defaults and from options alone") {
+  check_over_every_inner_rule<fedavgm_over>();
+  check_over_every_inner_rule<fedadagrad_over>();
+  check_over_every_inner_rule<fedadam_over>();
+  check_over_every_inner_rule<fedyogi_over>();
+  // The default inner rules are the defaults of their own types: trimmed mean's beta is 0.2.
+  CHECK(flotilla::fedavgm<params, flotilla::trimmed_mean<params>>().inner().beta() == 0.2);
 }

@@ -7,7 +7,8 @@
 // a malicious learner could claim any count.
 //
 // The results do not depend on the order in which updates arrived: coordinate-wise rules work on
-// sorted values, and Krum breaks ties between equal scores by comparing the updates themselves.
+// sorted values, and Krum, Multi-Krum and Bulyan break ties between equal scores by comparing the
+// updates themselves.
 
 #include <algorithm>
 #include <cmath>
@@ -89,12 +90,16 @@ class coordinate_median : public gathering_rule<P> {
 };
 
 /// FedTrimmedAvg: each coordinate is the mean of the updates' values after dropping the
-/// floor(beta x n) smallest and as many largest.
+/// floor(beta x n) smallest and as many largest. The product is taken in double precision before
+/// the floor, as Flower and scipy's trim_mean do: beta = 0.35 of n = 180 is 62.99999999999999,
+/// so 62 values go from each end, not 63.
 template <ParameterSet P>
 class trimmed_mean : public gathering_rule<P> {
  public:
+  /// beta = 0.2.
+  trimmed_mean() = default;
   /// @throws configuration_error unless 0 <= beta < 0.5 (at least one value must remain).
-  explicit trimmed_mean(double beta = 0.2) : beta_(beta) {
+  explicit trimmed_mean(double beta) : beta_(beta) {
     if (!(beta >= 0 && beta < 0.5))
       throw configuration_error("trimmed mean's beta must be in [0, 0.5); got " + std::to_string(beta));
   }
@@ -108,39 +113,10 @@ class trimmed_mean : public gathering_rule<P> {
   [[nodiscard]] double beta() const { return beta_; }
 
  private:
-  double beta_;
+  double beta_ = 0.2;
 };
 
 namespace detail {
-// Krum's selection over the updates still in `candidates`: the one whose squared distances to
-// its nearest max(1, n - f - 2) fellow candidates sum lowest; ties go to the lexicographically
-// smaller update, so the choice does not depend on arrival order.
-template <ParameterSet P>
-std::size_t krum_choice(const std::vector<P>& updates, const std::vector<std::vector<double>>& distance,
-                        const std::vector<std::size_t>& candidates, std::size_t f) {
-  const std::size_t n = candidates.size();
-  const std::size_t neighbours = n >= f + 3 ? n - f - 2 : 1;
-  std::size_t best = candidates.front();
-  double best_score = INFINITY;
-  std::vector<double> near;
-  for (const auto i : candidates) {
-    near.clear();
-    for (const auto j : candidates)
-      if (j != i) near.push_back(distance[i][j]);
-    const auto count = std::min(neighbours, near.size());
-    std::ranges::partial_sort(near, near.begin() + static_cast<std::ptrdiff_t>(count));
-    const double score = std::accumulate(near.begin(), near.begin() + static_cast<std::ptrdiff_t>(count), 0.0);
-    const bool better = score < best_score ||
-                        (score == best_score && std::ranges::lexicographical_compare(updates[i].values(),
-                                                                                     updates[best].values()));
-    if (better) {
-      best = i;
-      best_score = score;
-    }
-  }
-  return best;
-}
-
 // Squared Euclidean distances between every pair of updates.
 template <ParameterSet P>
 std::vector<std::vector<double>> pairwise_distances(const std::vector<P>& updates) {
@@ -158,7 +134,49 @@ std::vector<std::vector<double>> pairwise_distances(const std::vector<P>& update
   return distance;
 }
 
-// Picks `count` updates by Krum applied again and again to those not yet picked.
+// Krum's score of each update in `candidates`, in the same order: the summed squared distances
+// to its nearest max(1, n - f - 2) fellow candidates, where n counts the candidates.
+inline std::vector<double> krum_scores(const std::vector<std::vector<double>>& distance,
+                                       const std::vector<std::size_t>& candidates, std::size_t f) {
+  const std::size_t n = candidates.size();
+  const std::size_t neighbours = std::min(n >= f + 3 ? n - f - 2 : 1, n - 1);
+  std::vector<double> scores;
+  scores.reserve(n);
+  std::vector<double> near;
+  for (const auto i : candidates) {
+    near.clear();
+    for (const auto j : candidates)
+      if (j != i) near.push_back(distance[i][j]);
+    const auto end = near.begin() + static_cast<std::ptrdiff_t>(neighbours);
+    std::ranges::partial_sort(near, end);
+    scores.push_back(std::accumulate(near.begin(), end, 0.0));
+  }
+  return scores;
+}
+
+// Krum's order: the lower score first; equal scores put the lexicographically smaller update
+// first, so no choice depends on the order in which updates arrived.
+template <ParameterSet P>
+bool krum_ranks_before(const std::vector<P>& updates, double score_a, std::size_t a, double score_b, std::size_t b) {
+  if (score_a != score_b) return score_a < score_b;
+  return std::ranges::lexicographical_compare(updates[a].values(), updates[b].values());
+}
+
+// Multi-Krum (Blanchard et al. 2017): every update scored once among all n, the `count` best.
+template <ParameterSet P>
+std::vector<std::size_t> best_krum_scores(const std::vector<P>& updates, std::size_t f, std::size_t count) {
+  std::vector<std::size_t> all(updates.size());
+  std::iota(all.begin(), all.end(), std::size_t{0});
+  const auto scores = krum_scores(pairwise_distances(updates), all, f);
+  std::ranges::partial_sort(all, all.begin() + static_cast<std::ptrdiff_t>(count), [&](std::size_t a, std::size_t b) {
+    return krum_ranks_before(updates, scores[a], a, scores[b], b);
+  });
+  all.resize(count);
+  return all;
+}
+
+// Bulyan's selection (El Mhamdi et al. 2018): Krum applied again and again to the updates not
+// yet picked, each time scored anew among those that remain.
 template <ParameterSet P>
 std::vector<std::size_t> repeated_krum(const std::vector<P>& updates, std::size_t f, std::size_t count) {
   const auto distance = pairwise_distances(updates);
@@ -166,22 +184,31 @@ std::vector<std::size_t> repeated_krum(const std::vector<P>& updates, std::size_
   std::iota(candidates.begin(), candidates.end(), std::size_t{0});
   std::vector<std::size_t> chosen;
   while (chosen.size() < count) {
-    const auto pick = krum_choice(updates, distance, candidates, f);
-    chosen.push_back(pick);
-    std::erase(candidates, pick);
+    const auto scores = krum_scores(distance, candidates, f);
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < candidates.size(); ++k)
+      if (krum_ranks_before(updates, scores[k], candidates[k], scores[best], candidates[best])) best = k;
+    chosen.push_back(candidates[best]);
+    candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(best));
   }
   return chosen;
 }
 }  // namespace detail
 
-/// @brief Krum and Multi-Krum: with at most `f` Byzantine learners among n, score each update by
-/// the summed squared distances to its n - f - 2 nearest others and return the mean of the
-/// `selected` best-scoring ones (Krum: selected = 1). Needs n >= 2f + 3.
+/// @brief Krum and Multi-Krum (Blanchard et al. 2017): with at most `f` Byzantine learners among
+/// n, score each update once by the summed squared distances to its n - f - 2 nearest others and
+/// return the mean of the `selected` best-scoring ones (Krum: selected = 1). Needs n >= 2f + 3.
+///
+/// Multi-Krum scores every update once, among all n, as the paper and Flower do; it is not Krum
+/// repeated on what remains (that is Bulyan's selection). Equal scores go to the lexicographically
+/// smaller update, so the result does not depend on arrival order.
 template <ParameterSet P>
 class krum : public gathering_rule<P> {
  public:
+  /// Krum with f = 0.
+  krum() = default;
   /// @throws configuration_error if `selected` is zero.
-  explicit krum(std::size_t f = 0, std::size_t selected = 1) : f_(f), selected_(selected) {
+  explicit krum(std::size_t f, std::size_t selected = 1) : f_(f), selected_(selected) {
     if (selected == 0) throw configuration_error("Krum must select at least one update");
   }
   /// @throws configuration_error when the round has too few updates for the assumed f, or fewer
@@ -195,7 +222,7 @@ class krum : public gathering_rule<P> {
     if (selected_ > n - f_)
       throw configuration_error("Multi-Krum cannot select " + std::to_string(selected_) + " of " + std::to_string(n) +
                                 " updates when f = " + std::to_string(f_) + " may be Byzantine (at most n - f)");
-    const auto chosen = detail::repeated_krum(this->updates_, f_, selected_);
+    const auto chosen = detail::best_krum_scores(this->updates_, f_, selected_);
     P out = this->updates_[chosen.front()];
     for (std::size_t k = 1; k < chosen.size(); ++k) axpy(out, typename P::scalar_type{1}, this->updates_[chosen[k]]);
     if (chosen.size() > 1) scale(out, static_cast<typename P::scalar_type>(1.0 / double(chosen.size())));
@@ -203,17 +230,25 @@ class krum : public gathering_rule<P> {
   }
 
  private:
-  std::size_t f_;
-  std::size_t selected_;
+  std::size_t f_ = 0;
+  std::size_t selected_ = 1;
 };
 
-/// @brief Bulyan: with at most `f` Byzantine learners among n, pick theta = n - 2f updates by
-/// repeated Krum, then set each coordinate to the mean of the beta = theta - 2f picked values
-/// closest to their median. Needs n >= 4f + 3.
+/// @brief Bulyan (El Mhamdi et al. 2018): with at most `f` Byzantine learners among n, pick
+/// theta = n - 2f updates by repeated Krum, then set each coordinate to the mean of the
+/// beta = theta - 2f picked values closest to their median. Needs n >= 4f + 3.
+///
+/// Each Krum step scores the candidates left over max(1, n' - f - 2) neighbours, so the last
+/// steps score over one neighbour, where the two mutually nearest candidates have the same score
+/// on almost any data. Flotilla gives such ties to the lexicographically smaller update, which
+/// keeps the result independent of arrival order; Flower's first-index rule picks by arrival, so
+/// the two can pick different updates, and differ in the result, on ordinary inputs.
 template <ParameterSet P>
 class bulyan : public gathering_rule<P> {
  public:
-  explicit bulyan(std::size_t f = 0) : f_(f) {}
+  /// Bulyan with f = 0.
+  bulyan() = default;
+  explicit bulyan(std::size_t f) : f_(f) {}
 
   /// @throws configuration_error when the round has fewer than 4f + 3 updates.
   [[nodiscard]] P result() const {
@@ -244,7 +279,7 @@ class bulyan : public gathering_rule<P> {
   }
 
  private:
-  std::size_t f_;
+  std::size_t f_ = 0;
 };
 
 }  // namespace flotilla

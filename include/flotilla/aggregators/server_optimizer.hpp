@@ -126,7 +126,7 @@ class server_optimizer {
 
   server_optimizer() : server_optimizer(options_type{}) {}
   /// @throws configuration_error for settings outside the method's domain.
-  explicit server_optimizer(options_type options, Inner inner = {})
+  explicit server_optimizer(options_type options, Inner inner = Inner())
       : options_(options), inner_(std::move(inner)) {
     Method::validate(options_);
   }

@@ -89,7 +89,8 @@ class step_terms {
   void before_step(const P& w) {
     ++steps_;
     if (!anchor_) return;
-    const auto now = w.values(), anchor = anchor_->values();
+    const auto now = w.values();
+    const auto anchor = anchor_->values();
     auto pull = pull_->values();
     for (std::size_t i = 0; i < pull.size(); ++i) pull[i] = now[i] - anchor[i];
   }

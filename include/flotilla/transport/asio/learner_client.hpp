@@ -4,6 +4,8 @@
 // included) until the aggregator says goodbye, refuses it, or stop() is called. Training runs on
 // its own thread, so heartbeats keep flowing while the model trains.
 
+#include "flotilla/transport/asio/detail/asio_config.hpp"  // first: coroutine support under Clang
+
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
 #include <asio/detached.hpp>

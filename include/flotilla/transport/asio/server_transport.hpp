@@ -5,6 +5,8 @@
 // parameters are received straight into place and handed to the coordinator as each completes,
 // so aggregation overlaps with receiving the next reply.
 
+#include "flotilla/transport/asio/detail/asio_config.hpp"  // first: coroutine support under Clang
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>

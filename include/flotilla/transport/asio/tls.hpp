@@ -2,6 +2,8 @@
 // TLS set-up for the TCP transport through asio::ssl (OpenSSL): server and learner contexts,
 // optionally mutual (each side presents a certificate signed by a CA the operator supplies).
 
+#include "flotilla/transport/asio/detail/asio_config.hpp"  // first: coroutine support under Clang
+
 #include <asio/ssl/context.hpp>
 
 #include <memory>

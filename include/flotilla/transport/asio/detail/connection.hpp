@@ -4,6 +4,8 @@
 // liveness tracking, heartbeats, and closing with a reason. Everything runs on one io_context
 // thread, so no member needs a lock.
 
+#include "flotilla/transport/asio/detail/asio_config.hpp"  // first: coroutine support under Clang
+
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
