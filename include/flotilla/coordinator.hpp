@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,11 +54,19 @@ struct coordinator_options {
   std::map<std::string, metric_reducer> metric_reducers;
   /// When set, the coordinator's state is written here after every round (see save_checkpoint).
   std::filesystem::path checkpoint_path;
+  /// The most examples one reply may claim. Counts are the learners' own word and weigh their
+  /// updates in FedAvg, so a reply above this is rejected (robust rules ignore counts anyway).
+  std::int64_t max_examples_per_reply = 1'000'000'000;
+  /// Rejections recorded one by one per learner and round; the rest are counted in one entry,
+  /// so a learner flooding bad messages cannot grow the history without bound.
+  std::size_t max_rejections_per_learner = 8;
 
   /// @throws configuration_error naming the setting that cannot work.
   void validate() const {
     selection.validate();
     if (quorum == 0) throw configuration_error("quorum must be at least one reply");
+    if (max_examples_per_reply < 1) throw configuration_error("max_examples_per_reply must be at least one");
+    if (max_rejections_per_learner < 1) throw configuration_error("max_rejections_per_learner must be at least one");
     if (!(round_timeout.count() > 0)) throw configuration_error("round_timeout must be positive");
     if (!(evaluation_fraction >= 0 && evaluation_fraction <= 1))
       throw configuration_error("evaluation_fraction must be in [0, 1]; got " + std::to_string(evaluation_fraction));
@@ -112,9 +121,16 @@ class coordinator {
     } else {
       fit_phase(record);
       if (record.participants.size() >= options_.quorum) {
-        global_ = std::make_shared<const parameters_type>(rule_.result());
-        record.status = round_status::aggregated;
-        evaluate_phase(record);
+        auto result = rule_.result();
+        const auto bad = first_non_finite(result);
+        if (bad == result.values().size()) {
+          global_ = std::make_shared<const parameters_type>(std::move(result));
+          record.status = round_status::aggregated;
+          evaluate_phase(record);
+        } else {  // finite updates can still overflow: keep a model the next round can use
+          record.note = "the aggregate holds a non-finite value (" + detail::number(double(result.values()[bad])) +
+                        ") at parameter index " + std::to_string(bad) + "; global parameters kept";
+        }
       } else {
         record.note = "quorum not met: " + std::to_string(record.participants.size()) + " accepted replies, " +
                       std::to_string(options_.quorum) + " required; global parameters kept";
@@ -248,9 +264,26 @@ class coordinator {
     std::vector<reply<parameters_type>> batch;
     const auto deadline = deadline_clock::now() +
                           std::chrono::duration_cast<deadline_clock::duration>(options_.round_timeout);
+    std::map<learner_id, std::size_t> rejected;    // rejections per learner in this phase
+    std::map<learner_id, std::size_t> summary_at;  // where a learner's "and N more" entry is
+    const auto note = [&](learner_id learner, task_kind message_kind, std::uint64_t round, std::string reason) {
+      const auto count = ++rejected[learner];
+      if (count <= options_.max_rejections_per_learner) {
+        record.rejections.push_back({learner, message_kind, round, std::move(reason)});
+        return;
+      }
+      auto more = "and " + std::to_string(count - options_.max_rejections_per_learner) +
+                  " more messages from this learner rejected, not recorded one by one";
+      if (auto found = summary_at.find(learner); found != summary_at.end()) {
+        record.rejections[found->second].reason = std::move(more);
+      } else {
+        summary_at[learner] = record.rejections.size();
+        record.rejections.push_back({learner, message_kind, round, std::move(more)});
+      }
+    };
     const auto reject = [&](learner_id learner, task_kind message_kind, std::uint64_t round, std::string reason) {
       if (round == round_ && message_kind == kind) pending.erase(learner);
-      record.rejections.push_back({learner, message_kind, round, std::move(reason)});
+      note(learner, message_kind, round, std::move(reason));
     };
     const auto take = [&](message<parameters_type>& next) {
       if (auto* failed = std::get_if<failure>(&next)) {
@@ -261,8 +294,12 @@ class coordinator {
       if (auto problem = check(answer, kind, pending)) {
         // A stray reply (late, duplicate, unasked) must not release a learner still pending.
         const bool stray = answer.round != round_ || answer.kind != kind || !pending.contains(answer.learner);
-        if (stray) record.rejections.push_back({answer.learner, answer.kind, answer.round, std::move(*problem)});
+        if (stray) note(answer.learner, answer.kind, answer.round, std::move(*problem));
         else reject(answer.learner, answer.kind, answer.round, std::move(*problem));
+        return;
+      }
+      if (kind == task_kind::fit && record.examples > std::numeric_limits<std::int64_t>::max() - answer.result.examples) {
+        reject(answer.learner, answer.kind, answer.round, "the round's example count would overflow");
         return;
       }
       pending.erase(answer.learner);
@@ -315,6 +352,9 @@ class coordinator {
       return "learner was not asked for this task or has already answered it";
     if (answer.result.examples <= 0)
       return "reply claims " + std::to_string(answer.result.examples) + " examples; at least one is required";
+    if (answer.result.examples > options_.max_examples_per_reply)
+      return "reply claims " + std::to_string(answer.result.examples) + " examples; the limit is " +
+             std::to_string(options_.max_examples_per_reply) + " (max_examples_per_reply)";
     for (const auto& [name, value] : answer.result.metrics)
       if (!std::isfinite(value)) return "metric '" + name + "' is " + detail::number(value);
     if (kind == task_kind::evaluate) return std::nullopt;

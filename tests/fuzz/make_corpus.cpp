@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
       flotilla::task_kind::fit, 3, std::make_shared<const params>(p), {3, 9, {{"epochs", 1}}}}));
   const auto reply = std::make_shared<const flotilla::byte_buffer>(
       flotilla::encode(flotilla::reply<params>{4, flotilla::task_kind::fit, 3, {10, {{"loss", 0.5}}}, p}));
-  const auto hello = flotilla::tcp::encode_hello({4, "token"});
+  flotilla::tcp::challenge_nonce nonce{};
+  const auto hello = flotilla::tcp::encode_hello({4, flotilla::tcp::prove("token", nonce, 4)});
   const auto reason = flotilla::tcp::encode_reason(flotilla::task_kind::evaluate, "out of memory");
 
   write(dir + "/frame-task", 0, framed(flotilla::tcp::make_frame(frame_type::task, 3, task)));

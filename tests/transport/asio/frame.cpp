@@ -6,6 +6,7 @@
 
 #include <array>
 #include <numeric>
+#include <string>
 #include <vector>
 
 using flotilla::tcp::frame_type;
@@ -83,7 +84,7 @@ TEST_CASE("a header round-trips and is checked field by field") {
   SUBCASE("another protocol version, named with ours") {
     bytes[4] = std::byte{9};
     CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_header(bytes, 1000),
-                         "peer speaks protocol version 9; this build speaks version 1", protocol_error);
+                         "peer speaks protocol version 9; this build speaks version 2", protocol_error);
   }
   SUBCASE("a corrupted length is caught by the header checksum") {
     bytes[20] = std::byte{0x7F};
@@ -117,7 +118,7 @@ TEST_CASE("unknown frame types and a non-zero reserved byte are refused") {
 }
 
 TEST_CASE("a payload must match its checksum") {
-  const auto frame = flotilla::tcp::make_frame(frame_type::hello, 0, flotilla::tcp::encode_hello({7, "secret"}));
+  const auto frame = flotilla::tcp::make_frame(frame_type::hello, 0, flotilla::tcp::encode_hello({7, {}}));
   const auto header = flotilla::tcp::decode_header(frame.header, 100);
   REQUIRE(frame.payload.size() == 1);
   std::vector<std::byte> payload(frame.payload[0].begin(), frame.payload[0].end());
@@ -127,19 +128,54 @@ TEST_CASE("a payload must match its checksum") {
                        protocol_error);
 }
 
-TEST_CASE("hello and reason payloads round-trip; malformed ones are protocol errors") {
-  const auto greeting = flotilla::tcp::decode_hello(*flotilla::tcp::encode_hello({7, "secret"}));
+TEST_CASE("challenge, hello, refusal and reason payloads round-trip; malformed ones are protocol errors") {
+  flotilla::tcp::challenge_nonce nonce{};
+  for (std::size_t i = 0; i < nonce.size(); ++i) nonce[i] = std::byte(i);
+  CHECK(flotilla::tcp::decode_challenge(*flotilla::tcp::encode_challenge(nonce)) == nonce);
+  CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_challenge(std::vector<std::byte>(31)),
+                       "challenge holds 31 bytes; expected 32", protocol_error);
+  const auto proof = flotilla::tcp::prove("secret", nonce, 7);
+  const auto greeting = flotilla::tcp::decode_hello(*flotilla::tcp::encode_hello({7, proof}));
   CHECK(greeting.learner == 7);
-  CHECK(greeting.token == "secret");
+  CHECK(greeting.proof == proof);
+  CHECK(flotilla::tcp::decode_refusal(*flotilla::tcp::encode_refusal(flotilla::tcp::refusal_code::busy)) ==
+        flotilla::tcp::refusal_code::busy);
+  CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_refusal(std::vector<std::byte>{std::byte{1}, std::byte{9}}),
+                       doctest::Contains("refusal payload does not decode: unknown refusal code 9"), protocol_error);
   const auto [kind, reason] =
       flotilla::tcp::decode_reason(*flotilla::tcp::encode_reason(flotilla::task_kind::evaluate, "disk full"));
   CHECK(kind == flotilla::task_kind::evaluate);
   CHECK(reason == "disk full");
-  auto truncated = *flotilla::tcp::encode_hello({7, "secret"});
+  auto truncated = *flotilla::tcp::encode_hello({7, proof});
   truncated.pop_back();
   CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_hello(truncated),
                        doctest::Contains("hello payload does not decode: truncated input"), protocol_error);
-  const auto long_token = flotilla::tcp::encode_hello({7, std::string(5000, 'x')});
-  CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_hello(*long_token),
-                       "hello payload does not decode: token is 5,000 bytes long; the limit is 4,096", protocol_error);
+  // Every control payload fits its frame type's limit; frames that carry nothing carry nothing.
+  CHECK(flotilla::tcp::encode_hello({~0ull, proof})->size() <= flotilla::tcp::payload_limit(frame_type::hello, 0));
+  CHECK(flotilla::tcp::encode_reason(flotilla::task_kind::fit, std::string(5000, 'x'))->size() <=
+        flotilla::tcp::payload_limit(frame_type::failure, 0));
+  CHECK(flotilla::tcp::payload_limit(frame_type::heartbeat, 1 << 20) == 0);
+  CHECK(flotilla::tcp::payload_limit(frame_type::reply, 1 << 20) == 1 << 20);
+}
+
+TEST_CASE("a hello's proof is HMAC-SHA256 of the context, nonce and id, keyed by the token") {
+  // Reference computed outside Flotilla: `openssl dgst -sha256 -hmac secret` over the bytes
+  // "flotilla tcp hello v2", 00 01 .. 1f, 07 00 00 00 00 00 00 00.
+  flotilla::tcp::challenge_nonce nonce{};
+  for (std::size_t i = 0; i < nonce.size(); ++i) nonce[i] = std::byte(i);
+  const auto proof = flotilla::tcp::prove("secret", nonce, 7);
+  std::string hex;
+  for (const auto b : proof) {
+    constexpr char digits[] = "0123456789abcdef";
+    hex += digits[std::to_integer<int>(b) >> 4];
+    hex += digits[std::to_integer<int>(b) & 15];
+  }
+  CHECK(hex == "4ca31f6d76d94b9e702692d36900c5c582d776433d1e24121468a4e2fd85724d");
+  CHECK(flotilla::tcp::proof_matches(proof, "secret", nonce, 7));
+  CHECK_FALSE(flotilla::tcp::proof_matches(proof, "secret", nonce, 8));   // bound to the id
+  CHECK_FALSE(flotilla::tcp::proof_matches(proof, "Secret", nonce, 7));   // and to the token
+  auto other = nonce;
+  other[0] = std::byte{0xff};
+  CHECK_FALSE(flotilla::tcp::proof_matches(proof, "secret", other, 7));  // and to the connection's nonce
+  CHECK(flotilla::tcp::make_challenge() != flotilla::tcp::make_challenge());
 }

@@ -116,7 +116,8 @@ class client_thread {
 };
 
 inline flotilla::tcp::server_options quick_server(captured_log& log) {
-  return {.heartbeat_interval = 100ms, .heartbeat_timeout = 2000ms, .handshake_timeout = 2000ms, .log = log.sink()};
+  return {.heartbeat_interval = 100ms, .heartbeat_timeout = 2000ms, .handshake_timeout = 2000ms,
+          .failure_backoff = 20ms, .log = log.sink()};
 }
 
 inline flotilla::tcp::client_options quick_client(std::uint16_t port, captured_log& log) {
@@ -156,9 +157,21 @@ class raw_peer {
     asio::read(socket_, asio::buffer(next.payload));
     return next;
   }
+  /// Reads the aggregator's challenge: the first frame on every connection.
+  flotilla::tcp::challenge_nonce read_challenge() {
+    const auto first = read_frame();
+    REQUIRE(first.header.type == flotilla::tcp::frame_type::challenge);
+    return flotilla::tcp::decode_challenge(first.payload);
+  }
+  /// Answers the challenge with a hello for `id`, proving `token`.
+  void send_hello(flotilla::learner_id id, const std::string& token = "") {
+    const auto nonce = read_challenge();
+    write_frame(flotilla::tcp::make_frame(flotilla::tcp::frame_type::hello, 0,
+                                          flotilla::tcp::encode_hello({id, flotilla::tcp::prove(token, nonce, id)})));
+  }
   /// Sends a hello and expects a welcome.
   void register_as(flotilla::learner_id id, const std::string& token = "") {
-    write_frame(flotilla::tcp::make_frame(flotilla::tcp::frame_type::hello, 0, flotilla::tcp::encode_hello({id, token})));
+    send_hello(id, token);
     REQUIRE(read_frame().header.type == flotilla::tcp::frame_type::welcome);
   }
   /// Reads frames, skipping heartbeats, until one of another type arrives.

@@ -67,5 +67,5 @@ TEST_CASE("over TLS, a wrong token is still refused") {
   client.token = "wrong";
   client_thread learner(1, client);
   CHECK(learner.wait() == flotilla::tcp::client_exit::refused);
-  CHECK(log.wait_for("learner 1: refused by the aggregator: wrong token"));
+  CHECK(log.wait_for("learner 1: refused by the aggregator: authentication failed"));
 }

@@ -33,13 +33,14 @@
 namespace flotilla::tcp {
 
 /// The version of the TCP protocol this build speaks.
-inline constexpr std::uint16_t protocol_version = 1;
+/// Version 2 (Flotilla 0.2) added the challenge frame, the hello's proof and refusal codes.
+inline constexpr std::uint16_t protocol_version = 2;
 /// "FLTF" as a little-endian 32-bit number.
 inline constexpr std::uint32_t frame_magic = 0x46544C46;
 inline constexpr std::size_t header_size = 32;
 
 enum class frame_type : std::uint8_t {
-  hello = 1,      ///< learner -> aggregator: id and token, first frame on a connection
+  hello = 1,      ///< learner -> aggregator: id and proof of its token, answering the challenge
   welcome = 2,    ///< aggregator -> learner: registration accepted
   refusal = 3,    ///< aggregator -> learner: registration refused, with the reason
   task = 4,       ///< aggregator -> learner: encoded flotilla::task
@@ -47,6 +48,7 @@ enum class frame_type : std::uint8_t {
   failure = 6,    ///< learner -> aggregator: the task failed, with the reason
   heartbeat = 7,  ///< either way: still alive
   goodbye = 8,    ///< aggregator -> learner: the run is over, do not reconnect
+  challenge = 9,  ///< aggregator -> learner: a fresh nonce, first frame on a connection
 };
 
 [[nodiscard]] inline const char* to_string(frame_type type) {
@@ -59,6 +61,7 @@ enum class frame_type : std::uint8_t {
     case frame_type::failure: return "failure";
     case frame_type::heartbeat: return "heartbeat";
     case frame_type::goodbye: return "goodbye";
+    case frame_type::challenge: return "challenge";
   }
   return "unknown";
 }
@@ -294,7 +297,7 @@ T load(const std::byte* at) {
   if (detail::load<std::uint32_t>(bytes.data() + 28) != crc32c(bytes.first(28)))
     throw protocol_error("frame header checksum mismatch");
   const auto type = static_cast<std::uint8_t>(bytes[6]);
-  if (type < static_cast<std::uint8_t>(frame_type::hello) || type > static_cast<std::uint8_t>(frame_type::goodbye))
+  if (type < static_cast<std::uint8_t>(frame_type::hello) || type > static_cast<std::uint8_t>(frame_type::challenge))
     throw protocol_error("unknown frame type " + std::to_string(type));
   if (bytes[7] != std::byte{0}) throw protocol_error("reserved header byte is not zero");
   frame_header header{static_cast<frame_type>(type), detail::load<std::uint64_t>(bytes.data() + 8),

@@ -22,18 +22,23 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "flotilla/concepts/learner.hpp"
+#include "flotilla/detail/text.hpp"
+#include "flotilla/errors.hpp"
 #include "flotilla/messages.hpp"
 #include "flotilla/serialization.hpp"
+#include "flotilla/transport/asio/authentication.hpp"
 #include "flotilla/transport/asio/detail/connection.hpp"
 #include "flotilla/transport/asio/frame.hpp"
 #include "flotilla/transport/asio/protocol.hpp"
@@ -44,10 +49,15 @@ namespace flotilla::tcp {
 struct client_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
-  std::string token;                                   ///< sent in the hello; empty if none is needed
-  std::uint64_t max_payload = std::uint64_t{1} << 32;  ///< largest task payload accepted, in bytes
+  std::string token;  ///< proves this learner's identity (never sent itself); empty if none is needed
+  /// Largest task payload accepted, in bytes, for learners that do not expose their model. A
+  /// learner with `model().parameters()` (flotilla::learner) accepts only tasks for its own
+  /// model's layout, checked from the first chunk, whatever this says.
+  std::uint64_t max_payload = std::uint64_t{1} << 32;
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{5000};
+  std::chrono::milliseconds write_timeout{10000};  ///< an aggregator that takes nothing this long is dropped
+  std::uint64_t min_receive_rate = 1024;           ///< bytes/s a frame must average once it took a heartbeat timeout
   std::chrono::milliseconds first_backoff{100};  ///< wait after the first failed attempt, doubled each time
   std::chrono::milliseconds max_backoff{5000};
   std::shared_ptr<asio::ssl::context> tls;  ///< null: plain TCP (see make_learner_tls)
@@ -58,9 +68,17 @@ struct client_options {
 /// How a learner client's run ended.
 enum class client_exit : std::uint8_t {
   goodbye,  ///< the aggregator ended the run
-  refused,  ///< the aggregator refused this learner (unknown id, wrong token)
+  refused,  ///< the aggregator refused this learner's identity (unknown id, wrong token or certificate)
   stopped,  ///< stop() was called
 };
+
+namespace detail {
+/// A learner that can show its model's parameters, so tasks can be bounded by them.
+template <class L>
+concept exposes_model_parameters = requires(const L& l) {
+  { l.model().parameters() } -> std::convertible_to<const typename L::parameters_type&>;
+};
+}  // namespace detail
 
 /// @brief Serves one `Learner` to a remote aggregator until the run ends.
 template <Learner L>
@@ -70,7 +88,16 @@ class learner_client {
 
   learner_client(L& learner, client_options options) : learner_(learner), options_(std::move(options)) {
     if (!options_.log) options_.log = [](const std::string&) {};
+    // Refusal reasons and close reasons can carry the aggregator's text: one line each, escaped.
+    options_.log = [sink = std::move(options_.log)](const std::string& line) {
+      sink(flotilla::detail::printable(line, 2048));
+    };
     if (options_.tls_server_name.empty()) options_.tls_server_name = options_.host;
+    // Taken now, before training can change the model on the worker thread.
+    if constexpr (detail::exposes_model_parameters<L>) {
+      const auto& own = learner_.model().parameters();
+      own_model_.emplace(own_model{own.layout(), own.values().size()});
+    }
   }
   learner_client(const learner_client&) = delete;
   learner_client& operator=(const learner_client&) = delete;
@@ -133,16 +160,25 @@ class learner_client {
   /// One connection: hello, then tasks until it closes. Returns whether registration succeeded.
   template <class Stream>
   asio::awaitable<bool> serve(std::shared_ptr<detail::connection<Stream>> connection) {
+    auto challenge = co_await connection->read_frame(payload_limit(frame_type::challenge, 0));
+    if (challenge.header.type != frame_type::challenge)
+      throw protocol_error(std::string(to_string(challenge.header.type)) + " frame out of place: expected challenge");
+    const auto nonce = decode_challenge(challenge.payload);
     // Named, not a temporary in the co_await: GCC 12 mishandles temporaries there.
-    const auto greeting = make_frame(frame_type::hello, 0, encode_hello({learner_.id(), options_.token}));
+    const auto greeting =
+        make_frame(frame_type::hello, 0, encode_hello({learner_.id(), prove(options_.token, nonce, learner_.id())}));
     co_await connection->write_now(greeting);
-    auto answer = co_await connection->read_frame(8192);
+    auto answer = co_await connection->read_frame(payload_limit(frame_type::refusal, 0));
     if (answer.header.type == frame_type::refusal) {
-      const auto reason = decode_reason(answer.payload).second;
-      finish(client_exit::refused, "refused by the aggregator: " + reason);
+      const auto code = decode_refusal(answer.payload);
+      if (code == refusal_code::authentication_failed) {
+        finish(client_exit::refused, std::string("refused by the aggregator: ") + to_string(code));
+      } else {
+        options_.log("learner " + std::to_string(learner_.id()) + ": not registered: " + to_string(code));
+      }
       co_return false;
     }
-    if (answer.header.type != frame_type::welcome)
+    if (answer.header.type != frame_type::welcome || !answer.payload.empty())
       throw protocol_error(std::string(to_string(answer.header.type)) + " frame out of place: expected welcome");
     options_.log("learner " + std::to_string(learner_.id()) + ": registered with " + connection->peer());
     close_current_ = [connection](const std::string& reason) { connection->close(reason); };
@@ -152,10 +188,16 @@ class learner_client {
       send_current_ = nullptr;
       close_current_ = nullptr;
     });
-    connection->start(options_.heartbeat_interval, options_.heartbeat_timeout);
+    connection->start({options_.heartbeat_interval, options_.heartbeat_timeout, options_.write_timeout,
+                       options_.min_receive_rate, options_.max_payload});
     try {
       while (!finished_) {
         const auto header = co_await connection->read_header(options_.max_payload);
+        const auto limit = header.type == frame_type::task ? task_limit() : payload_limit(header.type, 0);
+        if (header.payload_size > limit)
+          throw protocol_error(std::string(to_string(header.type)) + " frame announces " +
+                               flotilla::detail::grouped(header.payload_size) + " payload bytes; the limit is " +
+                               flotilla::detail::grouped(limit));
         if (header.type == frame_type::task) {
           auto work = co_await read_task(*connection, header);
           start_task(std::move(work));
@@ -178,17 +220,46 @@ class learner_client {
     co_return true;
   }
 
-  /// Receives a task, its parameters straight into place. @throws protocol_error if it does not decode.
+  /// The largest task frame accepted: the own model's scalars plus room for its layout and the
+  /// task's settings when the learner shows its model, the configured maximum otherwise.
+  std::uint64_t task_limit() const {
+    if (!own_model_) return options_.max_payload;
+    return std::min<std::uint64_t>(options_.max_payload,
+                                   own_model_->scalars * sizeof(typename parameters_type::scalar_type) + task_head_room);
+  }
+
+  /// Receives a task, its parameters straight into place. A learner that shows its model
+  /// refuses, from the first chunk, a task for any other layout. @throws protocol_error if it
+  /// does not decode or does not fit.
   template <class Stream>
-  static asio::awaitable<task<parameters_type>> read_task(detail::connection<Stream>& connection,
-                                                          const frame_header& header) {
+  asio::awaitable<task<parameters_type>> read_task(detail::connection<Stream>& connection, const frame_header& header) {
+    decode_limits limits;
+    limits.max_entries = 256;  // settings
+    const auto fits = [&](const task<parameters_type>& work) {
+      if (!own_model_ || !work.parameters) return;
+      if (work.parameters->values().size() != own_model_->scalars)
+        throw protocol_error("task has " + flotilla::detail::grouped(work.parameters->values().size()) +
+                             " parameters; this learner's model has " + flotilla::detail::grouped(own_model_->scalars));
+      if (!(work.parameters->layout() == own_model_->layout))
+        throw protocol_error("task's parameter layout differs from this learner's model's");
+    };
+    if (own_model_) limits.max_scalars = own_model_->scalars;
     co_return co_await connection.read_message(
         header, "task",
-        [](std::span<const std::byte> first, std::uint64_t total) {
-          return decode_task_start<parameters_type>(first, total);
+        [&](std::span<const std::byte> first, std::uint64_t total) {
+          auto started = decode_task_start<parameters_type>(first, total, limits);
+          if (started) fits(started->message);
+          return started;
         },
-        [](std::span<const std::byte> payload) { return decode_task<parameters_type>(payload); });
+        [&](std::span<const std::byte> payload) {
+          auto whole = decode_task<parameters_type>(payload, limits);
+          fits(whole);
+          return whole;
+        });
   }
+
+  // Room in a task beyond its model's scalars: the layout's names and shapes and the settings.
+  static constexpr std::uint64_t task_head_room = std::uint64_t{1} << 20;
 
   /// Trains on the worker thread; the reply is queued when training ends, its parameters written
   /// straight from the reply (no encoded copy).
@@ -232,8 +303,15 @@ class learner_client {
     return std::string("connection failed: ") + error.what();
   }
 
+  // What tasks must look like, when the learner shows its model.
+  struct own_model {
+    std::remove_cvref_t<decltype(std::declval<const parameters_type&>().layout())> layout;
+    std::size_t scalars;
+  };
+
   L& learner_;
   client_options options_;
+  std::optional<own_model> own_model_;
   asio::io_context io_;
   asio::steady_timer backoff_timer_{io_};
   bool finished_ = false;  // io thread only

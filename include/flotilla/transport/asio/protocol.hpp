@@ -1,17 +1,21 @@
 #pragma once
-// The TCP protocol's small messages (hello, refusal, failure) and outgoing frames, with no Asio.
-// Tasks and replies use flotilla/serialization.hpp; every payload is cereal portable binary.
+// The TCP protocol's small messages (challenge, hello, refusal, failure), the payload limit of
+// every frame type, and outgoing frames, with no Asio. Tasks and replies use
+// flotilla/serialization.hpp; every payload but the challenge's raw nonce is cereal portable binary.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flotilla/messages.hpp"
 #include "flotilla/serialization.hpp"
+#include "flotilla/transport/asio/authentication.hpp"
 #include "flotilla/transport/asio/frame.hpp"
 
 namespace flotilla::tcp {
@@ -61,16 +65,51 @@ template <class Message>
   return detail::framed(type, round, std::move(pieces), std::move(held));
 }
 
-/// First frame of a learner: who it is and its token (empty when the aggregator needs none).
+/// A learner's answer to the challenge: who it is, and the proof that it holds that identity's
+/// token (see authentication.hpp; an aggregator without tokens ignores the proof).
 struct hello {
   learner_id learner = 0;
-  std::string token;
+  hello_proof proof{};
 };
+
+/// Why the aggregator refused a learner. Only the first ends the learner's run: the others are
+/// temporary, and the learner tries again after its backoff.
+enum class refusal_code : std::uint8_t {
+  authentication_failed = 1,  ///< unknown id, wrong proof or certificate: the same answer for all
+  already_connected = 2,      ///< this identity has a live connection; a takeover needs it to go silent
+  busy = 3,                   ///< too many connections, or too many failures from this address
+};
+
+[[nodiscard]] inline const char* to_string(refusal_code code) {
+  switch (code) {
+    case refusal_code::authentication_failed: return "authentication failed";
+    case refusal_code::already_connected: return "this learner is already connected";
+    case refusal_code::busy: return "the aggregator is busy; try again later";
+  }
+  return "unknown refusal";
+}
+
+/// The payload every frame type may carry, at most, before anything is read of it; tasks and
+/// replies are bounded by the model in play instead (this is only their ceiling).
+[[nodiscard]] inline std::uint64_t payload_limit(frame_type type, std::uint64_t model_message_limit) {
+  switch (type) {
+    case frame_type::heartbeat:
+    case frame_type::welcome:
+    case frame_type::goodbye: return 0;
+    case frame_type::challenge: return challenge_size;
+    case frame_type::hello: return 64;       // an id and a 32-byte proof, cereal-framed
+    case frame_type::refusal: return 16;     // a code
+    case frame_type::failure: return 1024;   // a kind and a reason cut to 1,000 bytes
+    case frame_type::task:
+    case frame_type::reply: return model_message_limit;
+  }
+  return 0;
+}
 
 namespace detail {
 // Small control payloads: strings are bounded well below the frame limit.
 inline constexpr decode_limits control_limits{.max_scalars = 0, .max_tensors = 0, .max_rank = 0,
-                                              .max_string = 4096, .max_entries = 0};
+                                              .max_string = 1000, .max_entries = 0};
 
 template <class Body>
 std::shared_ptr<const byte_buffer> encode_control(Body body) {
@@ -95,10 +134,24 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
 }
 }  // namespace detail
 
+/// The challenge's payload is the nonce itself.
+[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_challenge(const challenge_nonce& nonce) {
+  return std::make_shared<const byte_buffer>(nonce.begin(), nonce.end());
+}
+
+[[nodiscard]] inline challenge_nonce decode_challenge(std::span<const std::byte> bytes) {
+  if (bytes.size() != challenge_size)
+    throw protocol_error("challenge holds " + std::to_string(bytes.size()) + " bytes; expected " +
+                         std::to_string(challenge_size));
+  challenge_nonce nonce{};
+  std::ranges::copy(bytes, nonce.begin());
+  return nonce;
+}
+
 [[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_hello(const hello& greeting) {
   return detail::encode_control([&](wire_writer& out) {
     out.write(greeting.learner);
-    out.write_string(greeting.token);
+    for (const auto b : greeting.proof) out.write(static_cast<std::uint8_t>(b));
   });
 }
 
@@ -106,16 +159,28 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
   return detail::decode_control(bytes, "hello", [](wire_reader& in) {
     hello greeting;
     greeting.learner = in.read<learner_id>("learner id");
-    greeting.token = in.read_string("token");
+    for (auto& b : greeting.proof) b = static_cast<std::byte>(in.read<std::uint8_t>("proof"));
     return greeting;
   });
 }
 
-/// A reason as the payload of a refusal or failure frame; a failure also says which task kind.
+[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_refusal(refusal_code code) {
+  return detail::encode_control([&](wire_writer& out) { out.write(static_cast<std::uint8_t>(code)); });
+}
+
+[[nodiscard]] inline refusal_code decode_refusal(std::span<const std::byte> bytes) {
+  return detail::decode_control(bytes, "refusal", [](wire_reader& in) {
+    const auto code = in.read<std::uint8_t>("refusal code");
+    if (code < 1 || code > 3) throw decode_error("unknown refusal code " + std::to_string(code));
+    return static_cast<refusal_code>(code);
+  });
+}
+
+/// A reason as the payload of a failure frame, with the task kind it concerns.
 [[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_reason(task_kind kind, const std::string& reason) {
   return detail::encode_control([&](wire_writer& out) {
     out.write(static_cast<std::uint8_t>(kind));
-    out.write_string(reason.size() > 4000 ? reason.substr(0, 4000) : reason);
+    out.write_string(reason.size() > 1000 ? reason.substr(0, 1000) : reason);
   });
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // One framed connection over a plain or TLS stream, shared by the aggregator and learner sides:
-// a queue of outgoing frames drained by one writer coroutine, frame reading in chunks with
-// liveness tracking, heartbeats, and closing with a reason. Everything runs on one io_context
-// thread, so no member needs a lock.
+// a bounded queue of outgoing frames drained by one writer coroutine, frame reading in pieces
+// with liveness judged by progress, heartbeats, write deadlines, and closing with a reason.
+// Everything runs on one io_context thread, so no member needs a lock; the byte meter it
+// reports its buffers to is shared and atomic.
 
 #include "flotilla/transport/asio/detail/asio_config.hpp"  // first: coroutine support under Clang
 
@@ -17,11 +18,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -29,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "flotilla/detail/text.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/transport/asio/frame.hpp"
 #include "flotilla/transport/asio/protocol.hpp"
@@ -36,6 +40,38 @@
 namespace flotilla::tcp::detail {
 
 using clock = std::chrono::steady_clock;
+
+/// Bytes a transport holds on behalf of its peers (receive buffers, replies being received and
+/// waiting for the coordinator), now and at most: the accounting memory bounds are tested by.
+class byte_meter {
+ public:
+  void add(std::int64_t bytes) {
+    const auto now = current_.fetch_add(bytes) + bytes;
+    for (auto seen = peak_.load(); now > seen && !peak_.compare_exchange_weak(seen, now);) {
+    }
+  }
+  void remove(std::int64_t bytes) { current_.fetch_sub(bytes); }
+  [[nodiscard]] std::int64_t current() const { return current_.load(); }
+  [[nodiscard]] std::int64_t peak() const { return peak_.load(); }
+
+ private:
+  std::atomic<std::int64_t> current_{0};
+  std::atomic<std::int64_t> peak_{0};
+};
+
+/// What a connection tolerates of its peer, from the side's options.
+struct connection_limits {
+  std::chrono::milliseconds heartbeat_interval{1000};
+  /// Nothing received for this long (not a byte, while a frame is expected) closes the connection.
+  std::chrono::milliseconds heartbeat_timeout{5000};
+  /// A frame being written that makes no progress for this long closes the connection.
+  std::chrono::milliseconds write_timeout{10000};
+  /// A frame arriving slower than this on average, once it has taken a heartbeat timeout, closes
+  /// the connection (a trickle that would hold it open forever).
+  std::uint64_t min_receive_rate = 1024;
+  /// Bytes of frames queued for sending, beyond the one being written.
+  std::uint64_t max_queued_bytes = std::uint64_t{1} << 32;
+};
 
 /// A frame as read: its header and its checked payload, which lives in the connection's receive
 /// buffer until the next read (decode it before reading again).
@@ -49,10 +85,13 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
  public:
   using on_close_function = std::function<void(const std::string& reason)>;
 
-  connection(Stream stream, std::string peer)
-      : stream_(std::move(stream)), wake_(stream_.get_executor()), peer_(std::move(peer)) {
+  connection(Stream stream, std::string peer, std::shared_ptr<byte_meter> meter = nullptr)
+      : stream_(std::move(stream)), wake_(stream_.get_executor()), peer_(std::move(peer)), meter_(std::move(meter)) {
     wake_.expires_at(clock::time_point::max());
   }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection() { release_receive_buffer(); }
 
   Stream& stream() { return stream_; }
   [[nodiscard]] const std::string& peer() const { return peer_; }
@@ -62,9 +101,20 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   /// Called once, with the reason, when the connection closes for any cause.
   void on_close(on_close_function handler) { on_close_ = std::move(handler); }
 
-  /// Queues a frame; the writer sends frames in order.
+  /// When the peer was last heard from (any byte).
+  [[nodiscard]] clock::time_point last_received() const { return last_received_; }
+
+  /// Queues a frame; the writer sends frames in order. A peer that lets the queue grow past
+  /// `max_queued_bytes` is not reading: the connection is closed.
   void send(outgoing_frame frame) {
     if (!open_) return;
+    const auto size = frame_size(frame);
+    if (!queue_.empty() && queued_bytes_ + size > limits_.max_queued_bytes) {
+      close("send queue over " + flotilla::detail::grouped(limits_.max_queued_bytes) +
+            " bytes: the peer is not reading");
+      return;
+    }
+    queued_bytes_ += size;
     queue_.push_back(std::move(frame));
     wake_.cancel();
   }
@@ -87,18 +137,27 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   /// before its header has passed.
   asio::awaitable<frame_header> read_header(std::uint64_t max_payload) {
     std::array<std::byte, header_size> header_bytes{};
-    co_await asio::async_read(stream_, asio::buffer(header_bytes), asio::use_awaitable);
-    last_received_ = clock::now();
+    std::uint32_t ignored = 0;
+    co_await receive_into(header_bytes, ignored);
     co_return decode_header(header_bytes, max_payload);
   }
 
   /// Reads a header's payload into a buffer reused from frame to frame and checks its checksum.
+  /// A buffer grown past one chunk for a large frame is given back afterwards.
   asio::awaitable<std::span<const std::byte>> read_payload(const frame_header& header) {
     std::uint32_t checksum = 0;
-    receive_buffer_.resize(static_cast<std::size_t>(header.payload_size));
+    resize_receive_buffer(static_cast<std::size_t>(header.payload_size));
+    begin_payload(header.payload_size);
     co_await receive_into(receive_buffer_, checksum);
+    end_payload();
     verify_checksum(header, checksum);
     co_return receive_buffer_;
+  }
+
+  /// Stops the heartbeat timeout while this side deliberately does not read (backpressure).
+  void pause_liveness(bool paused) {
+    paused_ = paused;
+    last_received_ = clock::now();
   }
 
   /// Reads one whole frame: header, then payload.
@@ -127,26 +186,32 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       }
     };
     std::uint32_t checksum = 0;
-    receive_buffer_.resize(std::min(size, chunk_size));
+    resize_receive_buffer(std::min(size, chunk_size));
+    begin_payload(size);
     co_await receive_into(receive_buffer_, checksum);
     auto started = decoding([&] { return start(std::span<const std::byte>(receive_buffer_), header.payload_size); });
     if (started) {
+      shrink_receive_buffer();  // the first chunk is decoded; the rest goes into the message
       co_await receive_into(started->rest, checksum);
+      end_payload();
       verify_checksum(header, checksum);
       co_return std::move(started->message);
     }
     const auto arrived = receive_buffer_.size();
-    receive_buffer_.resize(size);
+    resize_receive_buffer(size);
     co_await receive_into(std::span(receive_buffer_).subspan(arrived), checksum);
+    end_payload();
     verify_checksum(header, checksum);
-    co_return decoding([&] { return whole(std::span<const std::byte>(receive_buffer_)); });
+    auto message = decoding([&] { return whole(std::span<const std::byte>(receive_buffer_)); });
+    shrink_receive_buffer();
+    co_return message;
   }
 
-  /// Sends queued frames until the connection closes. Header and payload pieces go out as one
-  /// gathered write, straight from the (possibly shared) memory they live in.
+  /// Sends queued frames until the connection closes. Header and payload pieces go out as
+  /// gathered writes of at most one chunk each, straight from the (possibly shared) memory they
+  /// live in; each write that completes is progress for the write deadline.
   asio::awaitable<void> write_loop() {
     auto self = this->shared_from_this();
-    std::vector<asio::const_buffer> buffers;
     try {
       while (open_) {
         if (queue_.empty()) {
@@ -155,9 +220,11 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
           continue;
         }
         writing_ = true;
+        last_write_progress_ = clock::now();
         const outgoing_frame frame = std::move(queue_.front());
         queue_.pop_front();
-        co_await asio::async_write(stream_, gather(frame, buffers), asio::use_awaitable);
+        co_await write_frame(frame);
+        queued_bytes_ -= frame_size(frame);
         writing_ = false;
       }
     } catch (const std::system_error& error) {
@@ -167,70 +234,134 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
   /// Writes one frame at once, bypassing the queue: for the handshake, before start().
-  asio::awaitable<void> write_now(const outgoing_frame& frame) {
-    std::vector<asio::const_buffer> buffers;
-    co_await asio::async_write(stream_, gather(frame, buffers), asio::use_awaitable);
-  }
+  asio::awaitable<void> write_now(const outgoing_frame& frame) { co_await write_frame(frame); }
 
-  /// Sends a heartbeat every `interval` and closes the connection when nothing has arrived for
-  /// `timeout` (a dead or silent peer).
-  asio::awaitable<void> heartbeat_loop(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+  /// Sends a heartbeat every interval, and closes the connection when the peer is silent, a
+  /// frame trickles in below the minimum rate, or a write makes no progress.
+  asio::awaitable<void> heartbeat_loop() {
     auto self = this->shared_from_this();
     asio::steady_timer timer(stream_.get_executor());
     last_received_ = clock::now();
     while (open_) {
-      timer.expires_after(interval);
+      timer.expires_after(limits_.heartbeat_interval);
       std::error_code ec;
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (!open_) break;
-      if (clock::now() - last_received_ > timeout) {
-        close("no frame for " + std::to_string(timeout.count()) + " ms (heartbeat timeout)");
+      if (auto problem = unhealthy(clock::now())) {
+        close(*problem);
         break;
       }
-      if (queue_.empty()) send(make_frame(frame_type::heartbeat, 0));
+      if (queue_.empty() && !writing_) send(make_frame(frame_type::heartbeat, 0));
     }
   }
 
   /// Starts the writer and the heartbeat on the connection's executor.
-  void start(std::chrono::milliseconds heartbeat_interval, std::chrono::milliseconds heartbeat_timeout) {
+  void start(const connection_limits& limits) {
+    limits_ = limits;
     auto self = this->shared_from_this();
     asio::co_spawn(stream_.get_executor(), [self] { return self->write_loop(); }, asio::detached);
-    asio::co_spawn(stream_.get_executor(),
-                   [self, heartbeat_interval, heartbeat_timeout] {
-                     return self->heartbeat_loop(heartbeat_interval, heartbeat_timeout);
-                   },
-                   asio::detached);
+    asio::co_spawn(stream_.get_executor(), [self] { return self->heartbeat_loop(); }, asio::detached);
   }
 
  private:
   static constexpr std::size_t chunk_size = std::size_t{1} << 20;
+  // A receive buffer larger than this is given back after its frame: idle connections hold little.
+  static constexpr std::size_t small_buffer = std::size_t{64} << 10;
 
-  static std::vector<asio::const_buffer>& gather(const outgoing_frame& frame, std::vector<asio::const_buffer>& buffers) {
-    buffers.assign({asio::buffer(frame.header)});
-    for (const auto piece : frame.payload) buffers.push_back(asio::buffer(piece.data(), piece.size()));
-    return buffers;
+  static std::uint64_t frame_size(const outgoing_frame& frame) {
+    std::uint64_t size = header_size;
+    for (const auto piece : frame.payload) size += piece.size();
+    return size;
   }
 
-  // Reads exactly `destination.size()` bytes in chunks, each counting as a sign of life and
-  // extending `checksum` while it is still in cache.
+  // Why the connection should close now, or nothing.
+  std::optional<std::string> unhealthy(clock::time_point now) const {
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
+    if (!paused_ && now - last_received_ > limits_.heartbeat_timeout)
+      return "nothing received for " + std::to_string(limits_.heartbeat_timeout.count()) + " ms (heartbeat timeout)";
+    if (writing_ && now - last_write_progress_ > limits_.write_timeout)
+      return "no write progress for " + std::to_string(limits_.write_timeout.count()) + " ms: the peer is not reading";
+    if (frame_bytes_expected_ > 0 && !paused_) {
+      const auto taken = duration_cast<milliseconds>(now - frame_started_).count();
+      if (taken > limits_.heartbeat_timeout.count() &&
+          frame_bytes_received_ * 1000 < limits_.min_receive_rate * std::uint64_t(taken))
+        return "frame arriving at " + flotilla::detail::grouped(frame_bytes_received_ * 1000 / std::uint64_t(taken)) +
+               " bytes/s, below the minimum of " + flotilla::detail::grouped(limits_.min_receive_rate);
+    }
+    return std::nullopt;
+  }
+
+  // Writes a frame in gathered writes of at most one chunk each.
+  asio::awaitable<void> write_frame(const outgoing_frame& frame) {
+    std::vector<asio::const_buffer> all{asio::buffer(frame.header)};
+    for (const auto piece : frame.payload)
+      for (std::size_t at = 0; at < piece.size(); at += chunk_size)
+        all.push_back(asio::buffer(piece.data() + at, std::min(chunk_size, piece.size() - at)));
+    std::vector<asio::const_buffer> batch;
+    for (std::size_t next = 0; next < all.size();) {
+      batch.clear();
+      std::size_t bytes = 0;
+      while (next < all.size() && (batch.empty() || bytes + all[next].size() <= chunk_size)) {
+        bytes += all[next].size();
+        batch.push_back(all[next++]);
+      }
+      co_await asio::async_write(stream_, batch, asio::use_awaitable);
+      last_write_progress_ = clock::now();
+    }
+  }
+
+  // Reads exactly `destination.size()` bytes, however they trickle in: every arrival is a sign
+  // of life, and extends `checksum` while it is still in cache.
   asio::awaitable<void> receive_into(std::span<std::byte> destination, std::uint32_t& checksum) {
     for (std::size_t offset = 0; offset < destination.size();) {
-      const auto piece = destination.subspan(offset, std::min(chunk_size, destination.size() - offset));
-      co_await asio::async_read(stream_, asio::buffer(piece.data(), piece.size()), asio::use_awaitable);
-      checksum = crc32c(piece, checksum);
-      offset += piece.size();
+      const auto room = destination.subspan(offset, std::min(chunk_size, destination.size() - offset));
+      const auto got = co_await stream_.async_read_some(asio::buffer(room.data(), room.size()), asio::use_awaitable);
+      checksum = crc32c(room.first(got), checksum);
+      offset += got;
+      frame_bytes_received_ += got;
       last_received_ = clock::now();
     }
+  }
+
+  // A payload of `size` bytes starts arriving: its average rate is watched until end_payload().
+  void begin_payload(std::uint64_t size) {
+    frame_started_ = clock::now();
+    frame_bytes_expected_ = size;
+    frame_bytes_received_ = 0;
+  }
+  void end_payload() { frame_bytes_expected_ = 0; }
+
+  void resize_receive_buffer(std::size_t size) {
+    const auto before = receive_buffer_.capacity();
+    receive_buffer_.resize(size);
+    if (meter_ && receive_buffer_.capacity() != before)
+      meter_->add(std::int64_t(receive_buffer_.capacity()) - std::int64_t(before));
+  }
+  void shrink_receive_buffer() {
+    if (receive_buffer_.capacity() > small_buffer) release_receive_buffer();
+  }
+  void release_receive_buffer() {
+    if (meter_) meter_->remove(std::int64_t(receive_buffer_.capacity()));
+    byte_buffer().swap(receive_buffer_);
   }
 
   Stream stream_;
   asio::steady_timer wake_;
   std::string peer_;
+  std::shared_ptr<byte_meter> meter_;
+  connection_limits limits_;
   std::deque<outgoing_frame> queue_;
+  std::uint64_t queued_bytes_ = 0;
   byte_buffer receive_buffer_;
   bool open_ = true;
   bool writing_ = false;
+  bool paused_ = false;
   clock::time_point last_received_ = clock::now();
+  clock::time_point last_write_progress_ = clock::now();
+  clock::time_point frame_started_ = clock::now();
+  std::uint64_t frame_bytes_expected_ = 0;
+  std::uint64_t frame_bytes_received_ = 0;
   on_close_function on_close_;
 };
 
