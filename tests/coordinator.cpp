@@ -324,3 +324,72 @@ TEST_CASE("replies already waiting are folded as one batch; rejected ones are le
                                                     "1: learner was not asked for this task or has already answered it"});
   CHECK(values_of(federation.global()) == std::vector<double>{3, 3});
 }
+
+TEST_CASE("claimed example counts are capped and their sum checked") {
+  scripted_transport transport{.learners = {1, 2, 3}};
+  transport.respond = [&](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
+    if (work.kind != task_kind::fit) return {};
+    return {fit_reply(1, work.round, of({1}), 10), fit_reply(2, work.round, of({0}), std::int64_t{1} << 62),
+            fit_reply(3, work.round, of({3}), 30)};
+  };
+  SUBCASE("a reply over the cap is rejected; the others decide the mean") {
+    flotilla::coordinator federation(transport, of({0}), {.selection = {.fraction = 1.0}, .quorum = 1});
+    const auto& record = federation.run_round();
+    CHECK(record.participants == std::vector<learner_id>{1, 3});
+    CHECK(values_of(federation.global()) == std::vector<double>{2.5});  // (10 * 1 + 30 * 3) / 40
+    CHECK(reasons(record) == std::vector<std::string>{
+        "2: reply claims 4611686018427387904 examples; the limit is 1000000000 (max_examples_per_reply)"});
+  }
+  SUBCASE("with the cap lifted, a sum that would overflow is refused instead") {
+    transport.respond = [&](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
+      const auto most = std::numeric_limits<std::int64_t>::max();
+      return {fit_reply(1, work.round, of({1}), most - 5), fit_reply(2, work.round, of({1}), 6),
+              fit_reply(3, work.round, of({1}), 5)};
+    };
+    flotilla::coordinator federation(transport, of({0}),
+                                     {.selection = {.fraction = 1.0}, .quorum = 1,
+                                      .max_examples_per_reply = std::numeric_limits<std::int64_t>::max()});
+    const auto& record = federation.run_round();
+    CHECK(record.participants == std::vector<learner_id>{1, 3});
+    CHECK(record.examples == std::numeric_limits<std::int64_t>::max());
+    CHECK(reasons(record) == std::vector<std::string>{"2: the round's example count would overflow"});
+  }
+  CHECK_THROWS_AS(flotilla::coordinator(transport, of({0}), {.max_examples_per_reply = 0}),
+                  flotilla::configuration_error);
+}
+
+TEST_CASE("an aggregate that is not finite is refused and the global parameters are kept") {
+  // Each update is finite, but their weighted sum overflows double.
+  scripted_transport transport{.learners = {1, 2}};
+  transport.respond = [&](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
+    if (work.kind != task_kind::fit) return {};
+    if (work.round == 1) return {fit_reply(1, 1, of({1e308, 1}), 4), fit_reply(2, 1, of({1e308, 1}), 4)};
+    return {fit_reply(1, work.round, of({2, 2})), fit_reply(2, work.round, of({4, 4}))};
+  };
+  flotilla::coordinator federation(transport, of({7, 7}), {.selection = {.fraction = 1.0}, .quorum = 2});
+  const auto first = federation.run_round();
+  CHECK(first.status == flotilla::round_status::discarded);
+  CHECK(first.note == "the aggregate holds a non-finite value (inf) at parameter index 0; global parameters kept");
+  CHECK(values_of(federation.global()) == std::vector<double>{7, 7});
+  const auto second = federation.run_round();  // the run goes on from the kept model
+  CHECK(second.status == flotilla::round_status::aggregated);
+  CHECK(values_of(federation.global()) == std::vector<double>{3, 3});
+}
+
+TEST_CASE("rejections are recorded one by one up to a cap per learner, then counted") {
+  scripted_transport transport{.learners = {1, 2}};
+  transport.respond = [&](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
+    std::vector<message> out;
+    for (int i = 0; i < 5000; ++i) out.push_back(flotilla::failure{1, task_kind::fit, 99, "noise " + std::to_string(i)});
+    out.push_back(fit_reply(2, work.round, of({1})));
+    return out;
+  };
+  flotilla::coordinator federation(transport, of({0}),
+                                   {.selection = {.fraction = 1.0}, .quorum = 1, .max_rejections_per_learner = 3});
+  const auto& record = federation.run_round();
+  CHECK(record.participants == std::vector<learner_id>{2});
+  CHECK(reasons(record) == std::vector<std::string>{
+      "1: noise 0", "1: noise 1", "1: noise 2",
+      "1: and 4997 more messages from this learner rejected, not recorded one by one",
+      "1: no reply within the phase deadline of 600 s"});
+}

@@ -538,6 +538,7 @@ class server_transport {
             throw protocol_error("reply frame announces " + flotilla::detail::grouped(header.payload_size) +
                                  " payload bytes; the task pending allows " + flotilla::detail::grouped(limit));
           co_await wait_for_room(*connection, header.payload_size);
+          const detail::metered admitted(admitted_, std::int64_t(header.payload_size));  // until it waits or fails
           auto [answer, held] = co_await read_reply(*connection, header, pending_parameters(*id, generation));
           accept_reply(*id, generation, header, std::move(answer), std::move(held));
         } else {
@@ -668,14 +669,18 @@ class server_transport {
   }
 
   /// Backpressure: waits, not reading this socket, while the replies waiting for the
-  /// coordinator leave no room for `bytes` more (one reply always gets through).
+  /// coordinator and those being received leave no room for `bytes` more (one reply always gets
+  /// through).
   template <class Stream>
   asio::awaitable<void> wait_for_room(detail::connection<Stream>& connection, std::uint64_t bytes) {
-    if (waiting_->current() == 0 || std::uint64_t(waiting_->current()) + bytes <= options_.max_waiting_bytes) co_return;
+    const auto full = [&] {
+      const auto held = std::uint64_t(waiting_->current() + admitted_->current());
+      return held > 0 && held + bytes > options_.max_waiting_bytes;
+    };
+    if (!full()) co_return;
     connection.pause_liveness(true);
     asio::steady_timer timer(io_);
-    while (connection.is_open() && waiting_->current() > 0 &&
-           std::uint64_t(waiting_->current()) + bytes > options_.max_waiting_bytes) {
+    while (connection.is_open() && full()) {
       timer.expires_after(std::chrono::milliseconds(5));
       std::error_code ec;
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -790,6 +795,7 @@ class server_transport {
   asio::ip::tcp::acceptor acceptor_;
   std::shared_ptr<detail::byte_meter> buffered_ = std::make_shared<detail::byte_meter>();
   std::shared_ptr<detail::byte_meter> waiting_ = std::make_shared<detail::byte_meter>();
+  std::shared_ptr<detail::byte_meter> admitted_ = std::make_shared<detail::byte_meter>();  // replies being received
   std::uint64_t generations_ = 0;  // io thread only
   detail::log_limiter limiter_;    // io thread only
   mutable std::mutex mutex_;  // guards what follows (the io thread and the coordinator's thread share it)
