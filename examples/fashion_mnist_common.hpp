@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <string>
 #include <string_view>
@@ -29,6 +30,26 @@ inline std::map<std::string, std::string> parse_flags(int argc, char** argv, std
     known[flag.substr(2)] = argv[i + 1];
   }
   return known;
+}
+
+/// Exits with status 2 and `message` unless `holds`: for flag combinations that cannot work.
+inline void require_flags(bool holds, const char* message) {
+  if (holds) return;
+  std::fprintf(stderr, "error: %s\n", message);
+  std::exit(2);
+}
+
+/// A secret from a file (first line) or, when no file is named, from an environment variable;
+/// never from the command line, where other users of the machine can read it.
+inline std::string read_secret(const std::string& file, const char* variable) {
+  if (!file.empty()) {
+    std::ifstream in(file);
+    std::string line;
+    require_flags(in && std::getline(in, line), "cannot read the token file");
+    return line;
+  }
+  const char* value = std::getenv(variable);
+  return value ? value : "";
 }
 
 /// 784 pixels -> 128 ReLU units -> 10 classes; one local epoch of minibatch SGD per round. Every

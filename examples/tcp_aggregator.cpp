@@ -1,37 +1,75 @@
 // The aggregator of a federation over TCP: waits for learners (tcp_learner processes, here or on
 // other machines), runs FedAvg rounds on the Fashion-MNIST MLP and evaluates on the test set.
-//   tcp_aggregator [--address 0.0.0.0] [--port 7700] [--learners 10] [--quorum 0 (= learners - 1)]
-//                  [--rounds 30] [--seconds 170] [--tokens 1=secret,2=other] [--data DIR]
+//   tcp_aggregator [--address 127.0.0.1] [--port 7700] [--learners 10] [--quorum 0 (= learners - 1)]
+//                  [--rounds 30] [--seconds 170] [--tokens-file FILE] [--data DIR]
 //                  [--tls-cert server.pem --tls-key server.key [--tls-ca ca.pem (requires learner certificates)]]
-//                  [--history history.json]
+//                  [--history history.json] [--insecure-open-network yes]
+// Tokens ("1=secret,2=other", or one "id=token" a line) come from --tokens-file or the
+// FLOTILLA_TOKENS environment variable, never the command line. Listening beyond loopback needs
+// tokens or learner certificates, unless --insecure-open-network yes.
 #include <flotilla/transport/asio/server_transport.hpp>
 #include <flotilla/transport/asio/tls.hpp>
 
 #include "fashion_mnist_common.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
 #include <sstream>
+#include <string>
+
+namespace {
+// "1=secret,2=other" or one entry a line.
+std::map<flotilla::learner_id, std::string> parse_tokens(const std::string& text) {
+  std::map<flotilla::learner_id, std::string> tokens;
+  std::string entry;
+  for (std::stringstream in(text); std::getline(in, entry, text.find('\n') != std::string::npos ? '\n' : ',');)
+    if (auto equals = entry.find('='); equals != std::string::npos)
+      tokens[std::stoull(entry.substr(0, equals))] = entry.substr(equals + 1);
+  return tokens;
+}
+std::string read_all(const std::string& file) {
+  std::ifstream in(file);
+  example::require_flags(bool(in), "cannot read the tokens file");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   auto flags = example::parse_flags(argc, argv,
-                                    {{"address", "0.0.0.0"}, {"port", "7700"}, {"learners", "10"}, {"quorum", "0"},
-                                     {"rounds", "30"}, {"seconds", "170"}, {"tokens", ""}, {"data", ""},
-                                     {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""}, {"history", ""}});
+                                    {{"address", "127.0.0.1"}, {"port", "7700"}, {"learners", "10"}, {"quorum", "0"},
+                                     {"rounds", "30"}, {"seconds", "170"}, {"tokens-file", ""}, {"data", ""},
+                                     {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""}, {"history", ""},
+                                     {"insecure-open-network", "no"}});
+  example::require_flags(flags["tls-cert"].empty() == flags["tls-key"].empty(),
+                         "--tls-cert and --tls-key go together");
+  example::require_flags(flags["tls-ca"].empty() || !flags["tls-cert"].empty(),
+                         "--tls-ca (learner certificates) needs --tls-cert and --tls-key: the aggregator's own");
   const std::size_t learners = std::stoul(flags["learners"]);
   const std::size_t quorum = std::stoul(flags["quorum"]) ? std::stoul(flags["quorum"]) : std::max<std::size_t>(1, learners - 1);
   const auto test = example::load_or_exit(flotilla::fashion_mnist_split::test, flags["data"]);
 
   flotilla::tcp::server_options options{.address = flags["address"],
-                                        .port = static_cast<std::uint16_t>(std::stoul(flags["port"]))};
-  std::stringstream tokens(flags["tokens"]);  // "1=secret,2=other"
-  for (std::string entry; std::getline(tokens, entry, ',');)
-    if (auto equals = entry.find('='); equals != std::string::npos)
-      options.tokens[std::stoull(entry.substr(0, equals))] = entry.substr(equals + 1);
+                                        .port = static_cast<std::uint16_t>(std::stoul(flags["port"])),
+                                        .insecure_allow_unauthenticated_network = flags["insecure-open-network"] == "yes"};
+  const char* from_environment = std::getenv("FLOTILLA_TOKENS");
+  options.tokens = parse_tokens(!flags["tokens-file"].empty() ? read_all(flags["tokens-file"])
+                                : from_environment           ? from_environment
+                                                             : "");
   if (!flags["tls-cert"].empty())
     options.tls = flotilla::tcp::make_server_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]},
                                                  !flags["tls-ca"].empty());
-  flotilla::tcp::server_transport<example::model::parameters_type> transport(options);
+  std::optional<flotilla::tcp::server_transport<example::model::parameters_type>> listening;
+  try {
+    listening.emplace(options);
+  } catch (const flotilla::configuration_error& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 2;
+  }
+  auto& transport = *listening;
   std::printf("aggregator listening on %s:%u%s, waiting for %zu learners\n", flags["address"].c_str(), transport.port(),
               options.tls ? " (TLS)" : "", learners);
   std::fflush(stdout);

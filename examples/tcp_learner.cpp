@@ -1,7 +1,9 @@
 // A learner of a federation over TCP: holds its own share of Fashion-MNIST, dials the aggregator,
 // trains when asked, reconnects if the aggregator restarts, and exits when the run is over.
-//   tcp_learner --id 0 [--learners 10] [--host 127.0.0.1] [--port 7700] [--token secret] [--data DIR]
+//   tcp_learner --id 0 [--learners 10] [--host 127.0.0.1] [--port 7700] [--token-file FILE] [--data DIR]
 //               [--tls-ca ca.pem [--tls-cert learner.pem --tls-key learner.key] [--server-name localhost]]
+// The token comes from --token-file (its first line) or the FLOTILLA_TOKEN environment variable,
+// never the command line.
 #include <flotilla/transport/asio/learner_client.hpp>
 #include <flotilla/transport/asio/tls.hpp>
 
@@ -10,8 +12,12 @@
 int main(int argc, char** argv) {
   auto flags = example::parse_flags(argc, argv,
                                     {{"id", "0"}, {"learners", "10"}, {"host", "127.0.0.1"}, {"port", "7700"},
-                                     {"token", ""}, {"data", ""}, {"tls-ca", ""}, {"tls-cert", ""}, {"tls-key", ""},
+                                     {"token-file", ""}, {"data", ""}, {"tls-ca", ""}, {"tls-cert", ""}, {"tls-key", ""},
                                      {"server-name", ""}});
+  example::require_flags(flags["tls-cert"].empty() == flags["tls-key"].empty(),
+                         "--tls-cert and --tls-key go together");
+  example::require_flags(flags["tls-cert"].empty() || !flags["tls-ca"].empty(),
+                         "--tls-cert needs --tls-ca: without it the connection would not be TLS at all");
   const flotilla::learner_id id = std::stoull(flags["id"]);
   const auto share = example::learner_share(example::load_or_exit(flotilla::fashion_mnist_split::train, flags["data"]),
                                             id, std::stoul(flags["learners"]));
@@ -19,7 +25,7 @@ int main(int argc, char** argv) {
 
   flotilla::tcp::client_options options{.host = flags["host"],
                                         .port = static_cast<std::uint16_t>(std::stoul(flags["port"])),
-                                        .token = flags["token"],
+                                        .token = example::read_secret(flags["token-file"], "FLOTILLA_TOKEN"),
                                         .tls_server_name = flags["server-name"]};
   if (!flags["tls-ca"].empty())
     options.tls = flotilla::tcp::make_learner_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]});

@@ -19,7 +19,9 @@
 namespace {
 
 using params = flotilla::parameters<float>;
-constexpr flotilla::decode_limits limits{.max_scalars = 1 << 20};
+// The production limits: what a real aggregator or learner would accept before its model bounds it.
+constexpr flotilla::decode_limits limits{};
+constexpr std::uint64_t max_payload = std::uint64_t{1} << 32;  // server_options' and client_options' default
 
 const params* parameters_of(const flotilla::task<params>& work) { return work.parameters.get(); }
 const params* parameters_of(const flotilla::reply<params>& answer) {
@@ -59,8 +61,9 @@ void decode_payload(flotilla::tcp::frame_type type, std::span<const std::byte> p
   using flotilla::tcp::frame_type;
   switch (type) {
     case frame_type::hello: (void)flotilla::tcp::decode_hello(payload); break;
-    case frame_type::refusal:
+    case frame_type::refusal: (void)flotilla::tcp::decode_refusal(payload); break;
     case frame_type::failure: (void)flotilla::tcp::decode_reason(payload); break;
+    case frame_type::challenge: (void)flotilla::tcp::decode_challenge(payload); break;
     case frame_type::task:
       decode_both_ways(
           payload, split, [](auto bytes) { return flotilla::decode_task<params>(bytes, limits); },
@@ -84,11 +87,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto split_of = [&](std::size_t payload_size) { return payload_size * data[size - 1] / 256; };
   try {
     if (data[0] % 2 == 1) {
-      decode_payload(static_cast<flotilla::tcp::frame_type>(1 + (data[0] >> 1) % 8), input, split_of(input.size()));
+      decode_payload(static_cast<flotilla::tcp::frame_type>(1 + (data[0] >> 1) % 9), input, split_of(input.size()));
       return 0;
     }
     const auto header_bytes = input.first(std::min(input.size(), flotilla::tcp::header_size));
-    const auto header = flotilla::tcp::decode_header(header_bytes, 1 << 20);
+    const auto header = flotilla::tcp::decode_header(header_bytes, max_payload);
     const auto payload = input.subspan(header_bytes.size());
     if (payload.size() != header.payload_size) return 0;  // a stream would wait for the rest
     flotilla::tcp::verify_payload(header, payload);

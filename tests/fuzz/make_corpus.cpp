@@ -6,12 +6,13 @@
 
 #include <fstream>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace {
 using params = flotilla::parameters<float>;
 
-void write(const std::string& path, std::uint8_t mode, const std::vector<std::byte>& bytes) {
+void write(const std::string& path, std::uint8_t mode, std::span<const std::byte> bytes) {
   std::ofstream out(path, std::ios::binary);
   out.put(static_cast<char>(mode));
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
@@ -43,10 +44,10 @@ int main(int argc, char** argv) {
   write(dir + "/frame-hello", 0, framed(flotilla::tcp::make_frame(frame_type::hello, 0, hello)));
   write(dir + "/frame-failure", 0, framed(flotilla::tcp::make_frame(frame_type::failure, 3, reason)));
   write(dir + "/frame-heartbeat", 0, framed(flotilla::tcp::make_frame(frame_type::heartbeat, 0)));
-  // Odd first byte: 1 + ((mode >> 1) % 8) is the payload decoder's frame type.
+  // Odd first byte: 1 + ((mode >> 1) % 9) is the payload decoder's frame type.
   write(dir + "/payload-hello", 1, *hello);
-  write(dir + "/payload-reason", 5, *reason);
+  write(dir + "/payload-reason", 11, *reason);
   write(dir + "/payload-task", 7, *task);
   write(dir + "/payload-reply", 9, *reply);
-  write(dir + "/payload-parameters", 11, flotilla::encode(p));
+  write(dir + "/payload-parameters", 15, flotilla::encode(p));
 }
