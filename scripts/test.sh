@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs every test twice, with both supported compilers: an optimized GCC build with
 # assertions, then the same suite built by Clang under AddressSanitizer + UBSan, so a construct
-# either compiler refuses cannot land; then fuzzes the TCP frame decoder for
-# FLOTILLA_FUZZ_SECONDS (60) with clang's libFuzzer. Warnings are errors throughout. Installs
-# what is missing first.
+# either compiler refuses cannot land; then fuzzes the TCP frame decoders for
+# FLOTILLA_FUZZ_SECONDS (60) and a whole server transport over loopback for
+# FLOTILLA_SERVER_FUZZ_SECONDS (30) with clang's libFuzzer. Warnings are errors throughout.
+# Installs what is missing first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 flotilla_install_packages clang libclang-rt-14-dev
@@ -25,14 +26,19 @@ run_suite "$FLOTILLA_ROOT/build/tests" "" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD
 # compile-fail tests run again: their expected diagnostics must hold for both compilers.
 run_suite "$FLOTILLA_ROOT/build/sanitize" "^cmake_" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" -DFLOTILLA_SANITIZE=ON
-# Fuzzing: the committed corpus seeds it; new inputs go to a scratch directory, not the tree.
-echo "== fuzz: build and run the frame decoder fuzzer"
+# Fuzzing: the committed corpora seed it; new inputs go to scratch directories, not the tree.
+echo "== fuzz: build and run the frame decoder fuzzer, then the whole-server fuzzer"
 fuzz="$FLOTILLA_ROOT/build/fuzz"
 cmake -S "$FLOTILLA_ROOT" -B "$fuzz" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DFLOTILLA_FUZZ=ON -DFLOTILLA_BUILD_TESTS=OFF -DFLOTILLA_BUILD_EXAMPLES=OFF -DFLOTILLA_INSTALL=OFF >/dev/null
-cmake --build "$fuzz" --target frame_fuzzer -j "$FLOTILLA_JOBS"
-rm -rf "$fuzz/new-units" && mkdir -p "$fuzz/new-units"
-"$fuzz/tests/fuzz/frame_fuzzer" -max_total_time="${FLOTILLA_FUZZ_SECONDS:-60}" -print_final_stats=1 \
-  "$fuzz/new-units" "$FLOTILLA_ROOT/tests/fuzz/corpus" 2>"$fuzz/fuzz.log" || { tail -40 "$fuzz/fuzz.log"; exit 1; }
-grep -E "^(Done|stat::number_of_executed_units)" "$fuzz/fuzz.log"
+cmake --build "$fuzz" --target frame_fuzzer server_fuzzer -j "$FLOTILLA_JOBS"
+run_fuzzer() {  # <name> <seconds> <corpus>
+  rm -rf "$fuzz/$1-units" && mkdir -p "$fuzz/$1-units"
+  LSAN_OPTIONS="suppressions=$FLOTILLA_ROOT/tests/fuzz/openssl.supp" \
+    "$fuzz/tests/fuzz/$1" -max_total_time="$2" -print_final_stats=1 "$fuzz/$1-units" "$3" 2>"$fuzz/$1.log" ||
+    { tail -40 "$fuzz/$1.log"; exit 1; }
+  grep -E "^(Done|stat::number_of_executed_units)" "$fuzz/$1.log"
+}
+run_fuzzer frame_fuzzer "${FLOTILLA_FUZZ_SECONDS:-60}" "$FLOTILLA_ROOT/tests/fuzz/corpus"
+run_fuzzer server_fuzzer "${FLOTILLA_SERVER_FUZZ_SECONDS:-30}" "$FLOTILLA_ROOT/tests/fuzz/server_corpus"
 echo "all test suites passed"

@@ -1,10 +1,13 @@
-// Writes the fuzzer's seed corpus: one valid input per frame type and payload decoder.
-// Usage: make_corpus DIRECTORY (the committed corpus lives in tests/fuzz/corpus).
+// Writes the fuzzers' seed corpora: one valid input per frame type and payload decoder, and a
+// few learners' byte streams for the server fuzzer.
+// Usage: make_corpus DIRECTORY [SERVER_DIRECTORY] (the committed corpora live in tests/fuzz/corpus
+// and tests/fuzz/server_corpus).
 #include <flotilla/parameters.hpp>
 #include <flotilla/serialization.hpp>
 #include <flotilla/transport/asio/protocol.hpp>
 
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -26,7 +29,7 @@ std::vector<std::byte> framed(const flotilla::tcp::outgoing_frame& frame) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) return 2;
+  if (argc != 2 && argc != 3) return 2;
   const std::string dir = argv[1];
   using flotilla::tcp::frame_type;
   params p(flotilla::tensor_layout({{"w", {2, 3}}, {"b", {2}}}));
@@ -50,4 +53,22 @@ int main(int argc, char** argv) {
   write(dir + "/payload-task", 7, *task);
   write(dir + "/payload-reply", 9, *reply);
   write(dir + "/payload-parameters", 15, flotilla::encode(p));
+  if (argc < 3) return 0;
+
+  // The server fuzzer's seeds: whole byte streams of a learner. The first byte is the number
+  // of connections less one; a seed with two connections repeats its stream on both halves.
+  const std::string server_dir = argv[2];
+  const auto joined = [](std::initializer_list<std::vector<std::byte>> frames) {
+    std::vector<std::byte> out;
+    for (const auto& f : frames) out.insert(out.end(), f.begin(), f.end());
+    return out;
+  };
+  const auto hello_frame = framed(flotilla::tcp::make_frame(frame_type::hello, 0, hello));
+  const auto heartbeat = framed(flotilla::tcp::make_frame(frame_type::heartbeat, 0));
+  const auto failure = framed(flotilla::tcp::make_frame(frame_type::failure, 3, reason));
+  const auto reply_frame = framed(flotilla::tcp::make_frame(frame_type::reply, 3, reply));
+  write(server_dir + "/stream-registers", 0, joined({hello_frame, heartbeat, heartbeat}));
+  write(server_dir + "/stream-unsolicited", 0, joined({hello_frame, failure, failure, heartbeat}));
+  write(server_dir + "/stream-reply", 0, joined({hello_frame, reply_frame}));
+  write(server_dir + "/stream-two", 1, joined({hello_frame, heartbeat, hello_frame, failure}));
 }

@@ -6,6 +6,10 @@
 
 #include "tcp_support.hpp"
 
+#include <sys/resource.h>  // getrlimit, setrlimit: running out of descriptors
+#include <fcntl.h>         // fcntl: which descriptors are open
+
+#include <array>
 #include <future>
 #include <vector>
 
@@ -287,4 +291,84 @@ TEST_CASE("receive buffers are given back after a large reply") {
   CHECK(transport.receive(flotilla::deadline_clock::now() + 5s).has_value());
   CHECK(transport.statistics().peak_buffered_bytes >= 3'200'000);
   CHECK(transport.statistics().buffered_bytes <= 2 * (64 << 10));  // two idle connections, small buffers
+}
+
+TEST_CASE("connections that have not authenticated are capped in total, whatever their addresses") {
+  captured_log log;
+  auto options = quick_server(log);
+  options.max_unauthenticated = 2;
+  server transport(options);
+  std::vector<std::unique_ptr<raw_peer>> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<raw_peer>(transport.port()));
+  CHECK(log.wait_for("2 connections are already authenticating (the limit)"));
+  for (int i = 0; i < 200 && transport.statistics().connections_turned_away < 2; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(transport.statistics().unauthenticated_connections == 2);
+  CHECK(transport.statistics().connections_turned_away == 2);
+}
+
+TEST_CASE("when descriptors run out, accepting pauses with a rate-limited log instead of spinning") {
+  captured_log log;
+  server transport(quick_server(log));
+  // Client sockets are opened first; then the process is left no free descriptor, so the
+  // connections complete in the listen backlog and the aggregator's accept fails with EMFILE.
+  asio::io_context io;
+  std::vector<asio::ip::tcp::socket> peers;
+  for (int i = 0; i < 8; ++i) {
+    peers.emplace_back(io);
+    peers.back().open(asio::ip::tcp::v4());
+  }
+  const int lowest_free = [] {  // the next descriptor would take this number (the lowest free one)
+    int fd = 0;
+    while (fcntl(fd, F_GETFD) != -1) ++fd;
+    return fd;
+  }();
+  rlimit original{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &original) == 0);
+  rlimit tight = original;
+  tight.rlim_cur = rlim_t(lowest_free);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  for (auto& peer : peers) peer.connect({asio::ip::make_address("127.0.0.1"), transport.port()});
+  const bool paused = log.wait_for("accept failed: Too many open files; pausing accepts");
+  std::this_thread::sleep_for(1500ms);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &original) == 0);
+  CHECK(paused);
+  std::size_t accept_lines = 0;
+  const auto all = log.all();
+  for (std::size_t at = all.find("accept failed"); at != std::string::npos; at = all.find("accept failed", at + 1))
+    ++accept_lines;
+  CHECK(accept_lines <= 20);  // ten a second at most, not hundreds of thousands
+  peers.clear();
+  client_thread learner(1, quick_client(transport.port(), log));
+  CHECK(transport.wait_for_learners(1, 10s));  // accepting resumed
+}
+
+TEST_CASE("a learner bounds a task by its own model: a hostile aggregator cannot size its memory") {
+  // A fake aggregator on a raw acceptor: challenge, welcome, then a task announcing 4 GiB.
+  captured_log log;
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  client_thread learner(1, quick_client(acceptor.local_endpoint().port(), log));
+  asio::ip::tcp::socket socket(io);
+  acceptor.accept(socket);
+  const auto send = [&](const flotilla::tcp::outgoing_frame& frame) {
+    asio::write(socket, asio::buffer(frame.header));
+    for (const auto piece : frame.payload) asio::write(socket, asio::buffer(piece.data(), piece.size()));
+  };
+  send(make_frame(frame_type::challenge, 0, flotilla::tcp::encode_challenge(flotilla::tcp::make_challenge())));
+  std::array<std::byte, flotilla::tcp::header_size> hello_header{};
+  asio::read(socket, asio::buffer(hello_header));
+  std::vector<std::byte> hello(flotilla::tcp::decode_header(hello_header, 64).payload_size);
+  asio::read(socket, asio::buffer(hello));
+  send(make_frame(frame_type::welcome, 0));
+  SUBCASE("a header announcing 4 GiB") {
+    asio::write(socket, asio::buffer(flotilla::tcp::encode_header({frame_type::task, 1, std::uint64_t{1} << 32, 0})));
+    CHECK(log.wait_for("protocol error: task frame announces 4,294,967,296 payload bytes; the limit is 1,048,600"));
+  }
+  SUBCASE("a task for another model") {
+    const auto other = std::make_shared<const params>(large_model(10));
+    send(flotilla::tcp::make_message_frame(frame_type::task, 1,
+                                           std::make_shared<const flotilla::task<params>>(flotilla::task<params>{
+                                               flotilla::task_kind::fit, 1, other, {}})));
+    CHECK(log.wait_for("protocol error: task payload does not decode: tensor 'w' has more than 3 scalars"));
+  }
 }

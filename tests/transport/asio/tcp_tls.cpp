@@ -69,3 +69,36 @@ TEST_CASE("over TLS, a wrong token is still refused") {
   CHECK(learner.wait() == flotilla::tcp::client_exit::refused);
   CHECK(log.wait_for("learner 1: refused by the aggregator: authentication failed"));
 }
+
+TEST_CASE("mutual TLS binds each learner id to its certificate's name") {
+  captured_log log;
+  auto options = mutual_tls_server(log);
+  options.certificate_names = {{1, "learner-1"}, {2, "learner-2"}};
+  server transport(options);
+  const flotilla::tcp::tls_files learner_one{file("learner.pem"), file("learner.key"), file("ca.pem")};  // CN=learner-1
+  SUBCASE("learner 1's certificate cannot register as learner 2") {
+    client_thread impostor(2, tls_client(transport.port(), log, learner_one));
+    CHECK(impostor.wait() == flotilla::tcp::client_exit::refused);
+    CHECK(log.wait_for("refused learner 2 from 127.0.0.1:"));
+    CHECK(log.wait_for("its certificate is not the one bound to this id (expected the name learner-2)"));
+    CHECK(log.wait_for("learner 2: refused by the aggregator: authentication failed"));
+    CHECK(transport.connected().empty());
+  }
+  SUBCASE("an id with no name configured is refused") {
+    client_thread unlisted(3, tls_client(transport.port(), log, learner_one));
+    CHECK(unlisted.wait() == flotilla::tcp::client_exit::refused);
+    CHECK(log.wait_for("no certificate name is configured for this learner id"));
+  }
+  SUBCASE("learner 1 with its own certificate registers") {
+    client_thread owner(1, tls_client(transport.port(), log, learner_one));
+    CHECK(transport.wait_for_learners(1, 5s));
+  }
+}
+
+TEST_CASE("certificate names without mutual TLS are a configuration error") {
+  captured_log log;
+  auto options = quick_server(log);
+  options.certificate_names = {{1, "learner-1"}};
+  CHECK_THROWS_WITH_AS(server{options}, "certificate_names need mutual TLS: make_server_tls(files, true)",
+                       flotilla::configuration_error);
+}

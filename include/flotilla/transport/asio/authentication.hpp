@@ -4,7 +4,7 @@
 // HMAC-SHA256(token, context || nonce || learner id) instead of sending the token itself. A
 // captured hello is worthless on another connection, and the token never crosses the wire.
 
-#include <openssl/crypto.h>  // CRYPTO_memcmp: comparison in constant time
+#include <openssl/crypto.h>  // CRYPTO_memcmp: comparison in constant time; OPENSSL_init_crypto
 #include <openssl/evp.h>     // EVP_sha256
 #include <openssl/hmac.h>    // HMAC
 #include <openssl/rand.h>    // RAND_bytes: the nonce
@@ -24,6 +24,13 @@ namespace flotilla::tcp {
 inline constexpr std::size_t challenge_size = 32;
 using challenge_nonce = std::array<std::byte, challenge_size>;
 using hello_proof = std::array<std::byte, challenge_size>;
+
+/// Initializes OpenSSL now, on the calling thread. A transport calls it before starting its own
+/// thread: OpenSSL registers its exit-time cleanup at first use, and a cleanup registered later
+/// than a static transport would run before that transport's destructor stops its thread.
+inline void initialize_openssl() {
+  if (OPENSSL_init_crypto(0, nullptr) != 1) throw std::runtime_error("OpenSSL could not be initialized");
+}
 
 /// A nonce from OpenSSL's generator. @throws std::runtime_error if it cannot produce one.
 [[nodiscard]] inline challenge_nonce make_challenge() {

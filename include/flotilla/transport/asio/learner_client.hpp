@@ -87,6 +87,7 @@ class learner_client {
   using parameters_type = typename L::parameters_type;
 
   learner_client(L& learner, client_options options) : learner_(learner), options_(std::move(options)) {
+    initialize_openssl();  // before training starts a thread of its own
     if (!options_.log) options_.log = [](const std::string&) {};
     // Refusal reasons and close reasons can carry the aggregator's text: one line each, escaped.
     options_.log = [sink = std::move(options_.log)](const std::string& line) {

@@ -216,6 +216,7 @@ class server_transport {
   explicit server_transport(server_options options)
       : options_(checked(std::move(options))),
         acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address(options_.address), options_.port)) {
+    initialize_openssl();
     if (!options_.tokens.empty() && !options_.tls)
       log("warning: tokens without TLS: the proof of each token is safe to send in clear, but the "
           "parameters are not encrypted, and a registered connection can be taken over on the path");
