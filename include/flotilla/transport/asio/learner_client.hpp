@@ -248,15 +248,9 @@ class learner_client {
     co_return co_await connection.read_message(
         header, "task",
         [&](std::span<const std::byte> first, std::uint64_t total) {
-          auto started = decode_task_start<parameters_type>(first, total, limits);
-          if (started) fits(started->message);
-          return started;
+          return decode_task_start<parameters_type>(first, total, limits);
         },
-        [&](std::span<const std::byte> payload) {
-          auto whole = decode_task<parameters_type>(payload, limits);
-          fits(whole);
-          return whole;
-        });
+        [&](std::span<const std::byte> payload) { return decode_task<parameters_type>(payload, limits); }, fits);
   }
 
   // Room in a task beyond its model's scalars: the layout's names and shapes and the settings.

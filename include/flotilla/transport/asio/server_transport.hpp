@@ -280,7 +280,8 @@ class server_transport {
         } else if (found->second.pending) {
           push(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
         } else {
-          found->second.pending = pending_task{work.kind, work.round, work.parameters, reply_limit(work, task_bytes)};
+          // A reply carries the same model and layout as its task, plus the learner's metrics.
+          found->second.pending = pending_task{work.kind, work.round, work.parameters, task_bytes + reply_head_room};
           senders.push_back(found->second.send);
         }
       }
@@ -376,10 +377,6 @@ class server_transport {
       throw configuration_error("certificate_names need mutual TLS: make_server_tls(files, true)");
     return options;
   }
-
-  // The largest reply a task can draw: the task's own encoding (the same model and layout, plus
-  // its settings) and room for the learner's metrics.
-  static std::uint64_t reply_limit(const task<P>&, std::uint64_t task_bytes) { return task_bytes + reply_head_room; }
 
   void log(const std::string& line) const { options_.log(flotilla::detail::printable(line, 2048)); }
   void log_limited(const std::string& kind, std::string line) {
@@ -720,16 +717,8 @@ class server_transport {
     };
     auto answer = co_await connection.read_message(
         header, "reply",
-        [&](std::span<const std::byte> first, std::uint64_t total) {
-          auto started = decode_reply_start<P>(first, total, limits);
-          if (started) fits(started->message);
-          return started;
-        },
-        [&](std::span<const std::byte> payload) {
-          auto whole = decode_reply<P>(payload, limits);
-          fits(whole);
-          return whole;
-        });
+        [&](std::span<const std::byte> first, std::uint64_t total) { return decode_reply_start<P>(first, total, limits); },
+        [&](std::span<const std::byte> payload) { return decode_reply<P>(payload, limits); }, fits);
     co_return std::pair{std::move(answer), std::move(held)};
   }
 

@@ -171,12 +171,14 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   /// `start(first, total)` decodes from the first chunk (an optional started_decode); the rest
   /// of the bytes then go straight into the message's parameters. When the start needs the whole
   /// payload, it is read into the receive buffer and decoded by `whole(payload)`. Either way the
-  /// message is returned only once the checksum has passed. A payload that does not decode is a
-  /// protocol_error naming `what` ("task", "reply").
-  template <class Start, class Whole>
+  /// message is returned only once the checksum has passed. `check(message)` runs as soon as the
+  /// message is decoded, before its tail is read when it can be: a message this side will not take
+  /// (another model's layout) is refused by throwing protocol_error before its scalars arrive. A
+  /// payload that does not decode is a protocol_error naming `what` ("task", "reply").
+  template <class Start, class Whole, class Check>
   asio::awaitable<std::invoke_result_t<Whole, std::span<const std::byte>>> read_message(const frame_header& header,
                                                                                         const char* what, Start start,
-                                                                                        Whole whole) {
+                                                                                        Whole whole, Check check) {
     const auto size = static_cast<std::size_t>(header.payload_size);
     const auto decoding = [what](auto&& decode) {
       try {
@@ -191,6 +193,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     co_await receive_into(receive_buffer_, checksum);
     auto started = decoding([&] { return start(std::span<const std::byte>(receive_buffer_), header.payload_size); });
     if (started) {
+      check(started->message);
       shrink_receive_buffer();  // the first chunk is decoded; the rest goes into the message
       co_await receive_into(started->rest, checksum);
       end_payload();
@@ -203,6 +206,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     end_payload();
     verify_checksum(header, checksum);
     auto message = decoding([&] { return whole(std::span<const std::byte>(receive_buffer_)); });
+    check(message);
     shrink_receive_buffer();
     co_return message;
   }
