@@ -1,6 +1,7 @@
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
 #ifdef FLOTILLA_ODR_WITH_ASIO
+#include <flotilla/transport/asio/authentication.hpp>
 #include <flotilla/transport/asio/frame.hpp>
 #include <flotilla/transport/asio/learner_client.hpp>
 #include <flotilla/transport/asio/protocol.hpp>
