@@ -474,8 +474,10 @@ class server_transport {
       if (unauthenticated) release_unauthenticated(address);
       unauthenticated = false;
     };
-    connection->on_close([this, connection](const std::string& reason) {
-      log("connection from " + connection->peer() + " closed before registering: " + reason);
+    // The peer's name, not the connection: a handler holding its own connection would keep it
+    // alive for good if the transport stopped before it closed.
+    connection->on_close([this, peer = connection->peer()](const std::string& reason) {
+      log("connection from " + peer + " closed before registering: " + reason);
     });
     asio::steady_timer handshake_guard(io_);
     handshake_guard.expires_after(options_.handshake_timeout);
