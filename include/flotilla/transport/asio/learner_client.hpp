@@ -52,7 +52,8 @@ struct client_options {
   std::string token;  ///< proves this learner's identity (never sent itself); empty if none is needed
   /// Largest task payload accepted, in bytes, for learners that do not expose their model. A
   /// learner with `model().parameters()` (flotilla::learner) accepts only tasks for its own
-  /// model's layout, checked from the first chunk, whatever this says.
+  /// model's layout, checked from the first chunk, whatever this says. Also the most bytes queued
+  /// for the aggregator beyond the frame being written.
   std::uint64_t max_payload = std::uint64_t{1} << 32;
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{5000};

@@ -69,7 +69,8 @@ struct server_options {
   std::string address = "127.0.0.1";  ///< interface to listen on; "0.0.0.0" for every IPv4 interface
   std::uint16_t port = 0;             ///< 0 picks a free port; see server_transport::port()
   /// Ceiling on any frame's payload. A reply is bounded further by its learner's pending task
-  /// (that model's size plus a small head), other frames by their type.
+  /// (that model's size plus a small head), other frames by their type. Also the most bytes
+  /// queued for one learner beyond the frame being written.
   std::uint64_t max_payload = std::uint64_t{1} << 32;
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{5000};   ///< silence after which a learner is dropped
