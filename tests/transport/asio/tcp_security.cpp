@@ -19,11 +19,6 @@ using flotilla::tcp::make_frame;
 
 namespace {
 
-flotilla::tcp::outgoing_frame reply_frame(flotilla::learner_id id, std::uint64_t round, params p) {
-  flotilla::reply<params> answer{id, flotilla::task_kind::fit, round, {10, {}}, std::move(p)};
-  return make_frame(frame_type::reply, round, std::make_shared<const flotilla::byte_buffer>(flotilla::encode(answer)));
-}
-
 params large_model(std::size_t scalars) { return params(flotilla::tensor_layout({{"w", {scalars}}})); }
 
 }  // namespace
@@ -65,9 +60,7 @@ TEST_CASE("a reply is bounded by the task pending for its learner") {
   }
   SUBCASE("a first chunk that declares a far larger model: refused before room is made for it") {
     const auto global = large_model(1000);
-    transport.send({.kind = flotilla::task_kind::fit, .round = 1, .parameters = std::make_shared<const params>(global),
-                    .config = {}},
-                   std::vector<flotilla::learner_id>{1});
+    send_fit(transport, global, {1});
     REQUIRE(peer.next_non_heartbeat().header.type == frame_type::task);
     // The header is within the task's allowance; the payload claims 1,073,741,804 scalars.
     auto payload = std::make_shared<flotilla::byte_buffer>(
@@ -235,9 +228,7 @@ TEST_CASE("replies waiting for the coordinator are bounded in bytes: sockets wai
   b.register_as(2);
   REQUIRE(transport.wait_for_learners(2, 5s));
   const auto global = large_model(100'000);  // 800 KB: two do not fit in 1 MiB
-  transport.send({.kind = flotilla::task_kind::fit, .round = 1, .parameters = std::make_shared<const params>(global),
-                  .config = {}},
-                 std::vector<flotilla::learner_id>{1, 2});
+  send_fit(transport, global, {1, 2});
   REQUIRE(a.next_non_heartbeat().header.type == frame_type::task);
   REQUIRE(b.next_non_heartbeat().header.type == frame_type::task);
   a.write_frame(reply_frame(1, 1, global));
@@ -261,9 +252,7 @@ TEST_CASE("a learner that stops reading is dropped at the write deadline") {
   REQUIRE(transport.wait_for_learners(1, 5s));
   // 32 MB: far more than the socket buffers take while the peer reads nothing.
   const auto global = large_model(4'000'000);
-  transport.send({.kind = flotilla::task_kind::fit, .round = 1, .parameters = std::make_shared<const params>(global),
-                  .config = {}},
-                 std::vector<flotilla::learner_id>{1});
+  send_fit(transport, global, {1});
   std::thread talker([&] {  // it keeps sending heartbeats, so only the write deadline can catch it
     for (int i = 0; i < 20 && !log.wait_for("no write progress", 0ms); ++i) {
       deaf.write_frame(make_frame(frame_type::heartbeat, 0));
@@ -283,9 +272,7 @@ TEST_CASE("receive buffers are given back after a large reply") {
   peer.register_as(2);
   REQUIRE(transport.wait_for_learners(2, 5s));
   const auto global = large_model(400'000);
-  transport.send({.kind = flotilla::task_kind::fit, .round = 1, .parameters = std::make_shared<const params>(global),
-                  .config = {}},
-                 std::vector<flotilla::learner_id>{2});
+  send_fit(transport, global, {2});
   REQUIRE(peer.next_non_heartbeat().header.type == frame_type::task);
   peer.write_frame(reply_frame(2, 1, global));
   CHECK(transport.receive(flotilla::deadline_clock::now() + 5s).has_value());

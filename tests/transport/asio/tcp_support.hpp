@@ -132,6 +132,20 @@ inline std::vector<std::byte> payload_of(const flotilla::tcp::outgoing_frame& fr
   return bytes;
 }
 
+/// A fit reply frame for `round` carrying `p`, as learner `id` would send it.
+inline flotilla::tcp::outgoing_frame reply_frame(flotilla::learner_id id, std::uint64_t round, params p) {
+  flotilla::reply<params> answer{id, flotilla::task_kind::fit, round, {10, {}}, std::move(p)};
+  return flotilla::tcp::make_frame(flotilla::tcp::frame_type::reply, round,
+                                   std::make_shared<const flotilla::byte_buffer>(flotilla::encode(answer)));
+}
+
+/// Sends a round-1 fit task carrying `global` straight through the transport, no coordinator.
+inline void send_fit(server& transport, const params& global, std::vector<flotilla::learner_id> to) {
+  transport.send({.kind = flotilla::task_kind::fit, .round = 1, .parameters = std::make_shared<const params>(global),
+                  .config = {}},
+                 to);
+}
+
 /// A raw TCP peer that writes whatever bytes a test gives it.
 class raw_peer {
  public:

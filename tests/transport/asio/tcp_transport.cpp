@@ -30,12 +30,6 @@ std::string rejections_of(const flotilla::round_record& record) {
   return out;
 }
 
-// A reply frame for `round` carrying `p`, as learner `id` would send it.
-flotilla::tcp::outgoing_frame reply_frame(flotilla::learner_id id, std::uint64_t round, params p) {
-  flotilla::reply<params> answer{id, flotilla::task_kind::fit, round, {10, {}}, std::move(p)};
-  return make_frame(frame_type::reply, round, std::make_shared<const flotilla::byte_buffer>(flotilla::encode(answer)));
-}
-
 }  // namespace
 
 TEST_CASE("a federation over TCP reaches the same model as the same federation in memory") {
