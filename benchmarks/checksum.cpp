@@ -2,7 +2,7 @@
 // three-stream path, side by side: over 100 MB from memory, and over the 1 MiB chunks a receive
 // checks while they are in cache.
 // Usage: bench_checksum [bytes=100000000]
-#include <flotilla/transport/asio/frame.hpp>
+#include <flotilla/transport/tcp/frame.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -27,8 +27,8 @@ int main(int argc, char** argv) {
     const int repetitions = length == size ? 5 : 200;
     const auto data = std::as_bytes(std::span(bytes.data(), length));
     const auto [used, streams] = bench::interleaved_best_seconds(
-        repetitions, [&] { sink = sink ^ flotilla::tcp::crc32c(data); },
-        [&] { sink = sink ^ flotilla::tcp::detail::crc32c_sse42(~0u, bytes.data(), length); });
+        repetitions, [&] { sink = sink ^ flotilla::detail::crc32c(data); },
+        [&] { sink = sink ^ flotilla::detail::crc32c_sse42(~0u, bytes.data(), length); });
     std::printf("# %s\n", length == size ? "from memory" : "1 MiB, from cache");
     const double gb = double(length) / 1e9;
     bench::report("crc32c_throughput", gb / used, "GB/s", "sse42_three_streams_GB/s", gb / streams);

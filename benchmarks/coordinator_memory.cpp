@@ -5,7 +5,7 @@
 // the bound 4 x model + 64 MB and to what gathering every update first would need (MB here are
 // MiB, as the kernel counts).
 // Usage: bench_coordinator_memory
-#include <flotilla/coordinator.hpp>
+#include <flotilla/coordinators/synchronous.hpp>
 #include <flotilla/parameters.hpp>
 
 #include <sys/resource.h>

@@ -14,6 +14,8 @@
 // "multi-krum" only attack-free FedAvg and Multi-Krum under attack, at both rates.)
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
+#include <flotilla/data/partition.hpp>
 
 #include <cstdio>
 #include <cstdlib>

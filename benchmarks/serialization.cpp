@@ -1,6 +1,6 @@
 // Encode + decode of a parameter set against memcpy of the same bytes, side by side.
 // Usage: bench_serialization [parameters=25000000]
-#include <flotilla/serialization.hpp>
+#include <flotilla/wire/messages.hpp>
 
 #include <cstdlib>
 #include <cstring>

@@ -7,6 +7,8 @@
 // Usage: bench_simulation [learners=10000] [selected=100] [rounds=50] [data directory]
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
+#include <flotilla/data/partition.hpp>
 
 #include <sys/resource.h>
 

@@ -2,10 +2,10 @@
 // plain blocking socket pair moving the same bytes (4 x the payload each way) in the same run.
 // Usage: bench_tcp_round [parameters=25000000 (100 MB of float32)] [learners=4]
 // (The learners are this program started again as `bench_tcp_round --learner PORT ID`.)
-#include <flotilla/coordinator.hpp>
+#include <flotilla/coordinators/synchronous.hpp>
 #include <flotilla/parameters.hpp>
-#include <flotilla/transport/asio/learner_client.hpp>
-#include <flotilla/transport/asio/server_transport.hpp>
+#include <flotilla/transport/tcp/learner_client.hpp>
+#include <flotilla/transport/tcp/server_transport.hpp>
 
 #include <asio/connect.hpp>
 #include <asio/read.hpp>

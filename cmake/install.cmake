@@ -3,10 +3,10 @@ include(CMakePackageConfigHelpers)
 
 install(DIRECTORY include/flotilla DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS flotilla flotilla_data EXPORT flotillaTargets)
-if(FLOTILLA_ASIO)
-  install(TARGETS flotilla_asio EXPORT flotillaTargets)
+if(FLOTILLA_TCP)
+  install(TARGETS flotilla_tcp EXPORT flotillaTargets)
 endif()
-set(FLOTILLA_CONFIG_ASIO ${FLOTILLA_ASIO})
+set(FLOTILLA_CONFIG_TCP ${FLOTILLA_TCP})
 install(EXPORT flotillaTargets NAMESPACE flotilla:: DESTINATION ${CMAKE_INSTALL_DATADIR}/cmake/flotilla)
 
 configure_package_config_file(cmake/flotillaConfig.cmake.in

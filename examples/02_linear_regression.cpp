@@ -1,6 +1,7 @@
 // Synthetic linear regression: 8 learners each hold noisy samples of y = w.x + b with the same
 // w and b; FedAvg over the built-in linear_regression model recovers the coefficients.
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
 
 #include <cmath>
 #include <cstdio>

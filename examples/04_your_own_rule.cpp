@@ -4,6 +4,7 @@
 // flotilla::Aggregator, streams (O(model) memory), and composes: here it is the inner stage of
 // FedAvgM. One of the 8 learners sends garbage 1000 times too large; clipping contains it.
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
 
 #include <cmath>
 #include <cstdint>

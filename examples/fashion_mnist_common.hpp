@@ -3,6 +3,8 @@
 
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
+#include <flotilla/data/partition.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -7,8 +7,8 @@
 // Tokens ("1=secret,2=other", or one "id=token" a line) come from --tokens-file or the
 // FLOTILLA_TOKENS environment variable, never the command line. Listening beyond loopback needs
 // tokens or learner certificates, unless --insecure-open-network yes.
-#include <flotilla/transport/asio/server_transport.hpp>
-#include <flotilla/transport/asio/tls.hpp>
+#include <flotilla/transport/tcp/server_transport.hpp>
+#include <flotilla/transport/tcp/tls.hpp>
 
 #include "fashion_mnist_common.hpp"
 
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
               options.tls ? " (TLS)" : "", learners);
   std::fflush(stdout);
 
-  if (!transport.wait_for_learners(learners, std::chrono::seconds(60)))
+  if (!flotilla::wait_for_learners(transport, learners, std::chrono::seconds(60)))
     std::printf("only %zu of %zu learners registered within 60 s; starting anyway\n", transport.connected().size(),
                 learners);
   const auto initial = example::make_model();
@@ -96,5 +96,5 @@ int main(int argc, char** argv) {
       flotilla::stop::after_time(std::chrono::duration<double>(std::stod(flags["seconds"]))));
   transport.say_goodbye();
   example::print_final(history);
-  if (!flags["history"].empty()) std::ofstream(flags["history"]) << history.to_json();
+  if (!flags["history"].empty()) std::ofstream(flags["history"]) << flotilla::to_json(history);
 }

@@ -4,8 +4,8 @@
 //               [--tls-ca ca.pem [--tls-cert learner.pem --tls-key learner.key] [--server-name localhost]]
 // The token comes from --token-file (its first line) or the FLOTILLA_TOKEN environment variable,
 // never the command line.
-#include <flotilla/transport/asio/learner_client.hpp>
-#include <flotilla/transport/asio/tls.hpp>
+#include <flotilla/transport/tcp/learner_client.hpp>
+#include <flotilla/transport/tcp/tls.hpp>
 
 #include "fashion_mnist_common.hpp"
 

@@ -1,6 +1,7 @@
 // Whole federations over the real in-memory transport: the coordinator, learners, rules and
 // models together.
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,6 +2,7 @@
 // round runs, so the learners' training and the coordinator's round are compiled, not only
 // declared.
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
 
 #include <vector>
 

@@ -1,6 +1,7 @@
 // Compile-time subject: a learner served over the Asio TCP transport.
 #include <flotilla/flotilla.hpp>
-#include <flotilla/transport/asio/learner_client.hpp>
+#include <flotilla/models.hpp>
+#include <flotilla/transport/tcp/learner_client.hpp>
 
 int main() {
   using model = flotilla::mlp<float>;

@@ -107,9 +107,9 @@ TEST_CASE("start forgets the previous round") {
 TEST_CASE("misuse is reported, not averaged") {
   flotilla::weighted_mean<params> rule;
   CHECK_THROWS_WITH_AS(rule.accept(of({1, 2}), 1), "accept() before start(): the rule has no layout yet",
-                       std::logic_error);
+                       flotilla::usage_error);
   rule.start(global);
-  CHECK_THROWS_WITH_AS((void)rule.result(), "mean of a round with no accepted updates", std::logic_error);
+  CHECK_THROWS_WITH_AS((void)rule.result(), "mean of a round with no accepted updates", flotilla::usage_error);
   CHECK_THROWS_AS(rule.accept(of({1, 2, 3}), 1), flotilla::layout_error);
 }
 

@@ -136,7 +136,7 @@ TEST_CASE("Krum refuses rounds the math does not allow") {
   CHECK_THROWS_WITH_AS(flotilla::krum<params>(1, 0), "Krum must select at least one update", configuration_error);
   flotilla::krum<params> empty(0);
   empty.start(of({0}));
-  CHECK_THROWS_AS((void)empty.result(), std::logic_error);
+  CHECK_THROWS_AS((void)empty.result(), flotilla::usage_error);
 }
 
 TEST_CASE("Bulyan picks n - 2f updates by repeated Krum and averages the values nearest the median") {

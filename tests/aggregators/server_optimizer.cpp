@@ -116,7 +116,7 @@ TEST_CASE("server optimizer settings outside the method's domain are refused") {
   CHECK_THROWS_WITH_AS(flotilla::fedyogi<params>({.beta2 = -0.1}), "beta2 must be in [0, 1)", configuration_error);
   CHECK_THROWS_WITH_AS(flotilla::fedadagrad<params>({.tau = 0}), "tau must be positive", configuration_error);
   flotilla::fedadam<params> unstarted;
-  CHECK_THROWS_AS((void)unstarted.result(), std::logic_error);
+  CHECK_THROWS_AS((void)unstarted.result(), flotilla::usage_error);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <flotilla/concepts/model.hpp>
 #include <flotilla/concepts/parameter_set.hpp>
 #include <flotilla/concepts/transport.hpp>
+#include <flotilla/messages.hpp>
 
 #include <array>
 #include <cstddef>

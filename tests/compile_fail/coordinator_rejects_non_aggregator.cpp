@@ -2,7 +2,7 @@
 // checks it): the unsatisfied 'Aggregator' constraint.
 #include "../archetypes/archetypes.hpp"
 
-#include <flotilla/coordinator.hpp>
+#include <flotilla/coordinators/synchronous.hpp>
 
 int main() {
   archetypes::transport nobody;

@@ -2,7 +2,7 @@
 // checks it): the unsatisfied 'TrainableOn' constraint.
 #include "../archetypes/archetypes.hpp"
 
-#include <flotilla/learner.hpp>
+#include <flotilla/round/learner.hpp>
 
 int main() {
   flotilla::learner<archetypes::model, archetypes::dataset> learner(1, {}, {});

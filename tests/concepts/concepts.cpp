@@ -2,6 +2,7 @@
 #include "../archetypes/archetypes.hpp"
 
 #include <flotilla/flotilla.hpp>
+#include <flotilla/models.hpp>
 
 #include <doctest/doctest.h>
 

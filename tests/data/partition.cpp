@@ -45,7 +45,7 @@ TEST_CASE("subsets copy the chosen examples in order") {
   CHECK(subset.labels == std::vector<std::int32_t>{1, 1});
   CHECK(subset.classes == 2);
   const std::vector<std::size_t> outside{4};
-  CHECK_THROWS_AS((void)data.subset(outside), std::out_of_range);
+  CHECK_THROWS_AS((void)data.subset(outside), flotilla::data_error);
 }
 
 namespace {

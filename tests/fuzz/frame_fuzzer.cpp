@@ -6,9 +6,9 @@
 // agree with the whole decoder. Any exception other than the two documented ones, any
 // disagreement, crash, leak or undefined behaviour is a finding.
 #include <flotilla/parameters.hpp>
-#include <flotilla/serialization.hpp>
-#include <flotilla/transport/asio/frame.hpp>
-#include <flotilla/transport/asio/protocol.hpp>
+#include <flotilla/wire/messages.hpp>
+#include <flotilla/transport/tcp/frame.hpp>
+#include <flotilla/transport/tcp/protocol.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -96,7 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (payload.size() != header.payload_size) return 0;  // a stream would wait for the rest
     flotilla::tcp::verify_payload(header, payload);
     decode_payload(header.type, payload, split_of(payload.size()));
-  } catch (const flotilla::tcp::protocol_error&) {
+  } catch (const flotilla::protocol_error&) {
   } catch (const flotilla::decode_error&) {
   }
   return 0;

@@ -3,8 +3,8 @@
 // Usage: make_corpus DIRECTORY [SERVER_DIRECTORY] (the committed corpora live in tests/fuzz/corpus
 // and tests/fuzz/server_corpus).
 #include <flotilla/parameters.hpp>
-#include <flotilla/serialization.hpp>
-#include <flotilla/transport/asio/protocol.hpp>
+#include <flotilla/wire/messages.hpp>
+#include <flotilla/transport/tcp/protocol.hpp>
 
 #include <fstream>
 #include <initializer_list>

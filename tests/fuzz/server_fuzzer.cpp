@@ -6,7 +6,7 @@
 // held stayed within what its configuration allows, whatever the streams announced. A crash, a
 // leak, undefined behaviour or a bound broken is a finding.
 #include <flotilla/parameters.hpp>
-#include <flotilla/transport/asio/server_transport.hpp>
+#include <flotilla/transport/tcp/server_transport.hpp>
 
 #include <sys/socket.h>  // SO_LINGER: a reset, so no connection lingers in TIME_WAIT
 

@@ -107,7 +107,7 @@ TEST_CASE("bad shapes and labels are refused") {
   model m({4, 3});
   auto data = small_problem(5, 1);
   data.labels[2] = 7;
-  CHECK_THROWS_WITH_AS(m.fit(data, {}), "label 7 outside [0, 3)", std::out_of_range);
+  CHECK_THROWS_WITH_AS(m.fit(data, {}), "label 7 outside [0, 3)", flotilla::data_error);
   const model::data_type wide{Eigen::MatrixXd::Zero(5, 2), {0, 1}, 3};
   CHECK_THROWS_WITH_AS((void)m.evaluate(wide), "data has 5 features; the model expects 4", flotilla::layout_error);
   const model::data_type more_classes{Eigen::MatrixXd::Zero(4, 2), {0, 1}, 10};

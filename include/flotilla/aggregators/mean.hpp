@@ -55,7 +55,7 @@ class basic_mean {
 
   /// Folds the updates in order in one pass: the same sums as accepting them one by one.
   void accept_batch(std::span<const weighted_update<P>> updates) {
-    if (!sum_) throw std::logic_error("accept() before start(): the rule has no layout yet");
+    if (!sum_) throw usage_error("accept() before start(): the rule has no layout yet");
     if (updates.empty()) return;
     std::vector<const scalar_type*> sources;
     std::vector<scalar_type> weights;
@@ -91,7 +91,7 @@ class basic_mean {
   /// @throws std::logic_error when no update was accepted (there is no mean of nothing).
   [[nodiscard]] P result() const {
     if (accepted_ == 0 || total_weight_ <= 0)
-      throw std::logic_error("mean of a round with no accepted updates");
+      throw usage_error("mean of a round with no accepted updates");
     P out = make_for_overwrite(*sum_);
     const auto factor = static_cast<scalar_type>(1.0 / total_weight_);
     const scalar_type* sum = sum_->values().data();

@@ -44,7 +44,7 @@ class gathering_rule {
   using scalar_type = typename P::scalar_type;
 
   void require_updates(const char* rule) const {
-    if (updates_.empty()) throw std::logic_error(std::string(rule) + " of a round with no accepted updates");
+    if (updates_.empty()) throw usage_error(std::string(rule) + " of a round with no accepted updates");
   }
 
   /// A copy of the first update whose every coordinate `j` is set to `combine(values)`, where

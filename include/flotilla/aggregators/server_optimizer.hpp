@@ -27,9 +27,9 @@
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/concepts/wire_codable.hpp"
 #include "flotilla/detail/parallel.hpp"
 #include "flotilla/errors.hpp"
-#include "flotilla/serialization.hpp"
 
 namespace flotilla {
 
@@ -156,7 +156,7 @@ class server_optimizer {
   [[nodiscard]] std::size_t accepted() const { return inner_.accepted(); }
 
   [[nodiscard]] P result() const {
-    if (!global_) throw std::logic_error("result() before start(): the optimizer has no global model");
+    if (!global_) throw usage_error("result() before start(): the optimizer has no global model");
     const P mean = inner_.result();
     // One pass: reads x, the mean and the last moments; writes the new moments and parameters.
     P out = make_for_overwrite(*global_);
@@ -185,10 +185,11 @@ class server_optimizer {
     return out;
   }
 
-  /// Writes the moments the next round starts from (for checkpoints).
-  void save_state(wire_writer& out) const
-    requires requires { wire_codec<P>{}; }
-  {
+  /// Writes the moments the next round starts from (for checkpoints; a template so that this
+  /// header needs no serializer until a checkpoint is written).
+  template <std::same_as<wire_writer> Writer>
+    requires WireCodable<P>
+  void save_state(Writer& out) const {
     const auto& state = next_ ? next_ : moments_;
     out.write(static_cast<std::uint8_t>(state ? 1 : 0));
     if (!state) return;
@@ -197,13 +198,13 @@ class server_optimizer {
     if (state->second) wire_codec<P>::write(out, *state->second);
   }
   /// Reads what save_state wrote. @throws decode_error if it is not this method's state.
-  void load_state(wire_reader& in)
-    requires requires { wire_codec<P>{}; }
-  {
+  template <std::same_as<wire_reader> Reader>
+    requires WireCodable<P>
+  void load_state(Reader& in) {
     std::optional<moments> state;
-    if (in.read<std::uint8_t>("optimizer state flag") != 0) {
+    if (in.template read<std::uint8_t>("optimizer state flag") != 0) {
       moments loaded{wire_codec<P>::read(in), std::nullopt};
-      if (in.read<std::uint8_t>("second moment flag") != 0) loaded.second = wire_codec<P>::read(in);
+      if (in.template read<std::uint8_t>("second moment flag") != 0) loaded.second = wire_codec<P>::read(in);
       if (loaded.second.has_value() != Method::has_second_moment ||
           (loaded.second && !same_layout(loaded.first, *loaded.second)))
         throw decode_error("the checkpoint's optimizer state does not belong to this method");

@@ -4,7 +4,7 @@
 #include <concepts>
 
 #include "flotilla/concepts/parameter_set.hpp"
-#include "flotilla/messages.hpp"
+#include "flotilla/fwd.hpp"
 
 namespace flotilla {
 

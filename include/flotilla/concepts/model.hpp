@@ -1,39 +1,13 @@
 #pragma once
-// The Model contract and the small value types it speaks in (configuration, local results).
+// The Model contract: parameters to get and set, and local training and evaluation.
 
 #include <concepts>
-#include <cstdint>
-#include <map>
-#include <string>
 #include <type_traits>
 
 #include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/fwd.hpp"
 
 namespace flotilla {
-
-/// Named scalar results such as "loss" or "accuracy"; ordered so exports are stable.
-using metrics = std::map<std::string, double>;
-
-/// What the coordinator tells a learner about one round of local work.
-struct fit_config {
-  std::uint64_t round = 0;  ///< the round this work belongs to (1-based)
-  std::uint64_t seed = 0;   ///< per learner and round, for reproducible shuffling
-  std::map<std::string, double> values;  ///< user settings, e.g. "epochs", "learning_rate"
-
-  /// The value named `key`, or `fallback` when the coordinator did not set it.
-  [[nodiscard]] double get(const std::string& key, double fallback) const {
-    auto found = values.find(key);
-    return found == values.end() ? fallback : found->second;
-  }
-};
-
-/// What a learner's local training or evaluation reports back.
-struct local_result {
-  /// Examples seen (training) or evaluated. Signed so that a buggy model's negative count
-  /// reaches the coordinator's validation and is rejected there, not wrapped to a huge weight.
-  std::int64_t examples = 0;
-  flotilla::metrics metrics;
-};
 
 /// The parameter type a model exposes.
 template <class M>

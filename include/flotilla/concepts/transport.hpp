@@ -8,12 +8,9 @@
 #include <vector>
 
 #include "flotilla/concepts/parameter_set.hpp"
-#include "flotilla/messages.hpp"
+#include "flotilla/fwd.hpp"
 
 namespace flotilla {
-
-/// The clock every deadline in Flotilla is measured on.
-using deadline_clock = std::chrono::steady_clock;
 
 /// @brief Moves tasks from the coordinator to learners and their answers back.
 ///

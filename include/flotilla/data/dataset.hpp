@@ -7,9 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "flotilla/errors.hpp"
 
 namespace flotilla {
 
@@ -29,7 +30,9 @@ struct classification_data {
                             .classes = classes};
     out.labels.reserve(indices.size());
     for (std::size_t i = 0; i < indices.size(); ++i) {
-      out.labels.push_back(labels.at(indices[i]));  // at(): checks the index before the copy below
+      if (indices[i] >= labels.size())  // checked before the copy below
+        throw data_error("example index " + std::to_string(indices[i]) + " out of range");
+      out.labels.push_back(labels[indices[i]]);
       out.features.col(static_cast<Eigen::Index>(i)) = features.col(static_cast<Eigen::Index>(indices[i]));
     }
     return out;
@@ -49,7 +52,7 @@ struct regression_data {
                         decltype(targets)(static_cast<Eigen::Index>(indices.size()))};
     for (std::size_t i = 0; i < indices.size(); ++i) {
       const auto source = static_cast<Eigen::Index>(indices[i]);
-      if (source >= targets.size()) throw std::out_of_range("example index " + std::to_string(indices[i]) + " out of range");
+      if (source >= targets.size()) throw data_error("example index " + std::to_string(indices[i]) + " out of range");
       out.features.col(static_cast<Eigen::Index>(i)) = features.col(source);
       out.targets(static_cast<Eigen::Index>(i)) = targets(source);
     }

@@ -20,34 +20,6 @@
 
 namespace flotilla {
 
-/// A Gamma(shape, 1) sample (Marsaglia and Tsang 2000; shapes below one by the boost
-/// gamma(shape + 1) * u^(1 / shape)).
-[[nodiscard]] inline double gamma_sample(random_engine& engine, double shape) {
-  if (shape < 1) return gamma_sample(engine, shape + 1) * std::pow(uniform_unit(engine), 1 / shape);
-  const double d = shape - 1.0 / 3, c = 1 / std::sqrt(9 * d);
-  for (;;) {
-    const double x = standard_normal(engine);
-    const double v = std::pow(1 + c * x, 3);
-    if (v <= 0) continue;
-    const double u = uniform_unit(engine);
-    if (u > 0 && std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
-  }
-}
-
-/// Proportions drawn from a symmetric Dirichlet(alpha) over `count` parts.
-[[nodiscard]] inline std::vector<double> dirichlet_sample(random_engine& engine, std::size_t count, double alpha) {
-  std::vector<double> share(count);
-  double total = 0;
-  for (auto& x : share) total += (x = gamma_sample(engine, alpha));
-  if (total <= 0) {  // every draw underflowed (tiny alpha): all mass on one part
-    share.assign(count, 0.0);
-    share[uniform_below(engine, count)] = 1;
-    return share;
-  }
-  for (auto& x : share) x /= total;
-  return share;
-}
-
 namespace detail {
 inline void require_learners(std::size_t learners, std::size_t examples, std::size_t minimum = 1) {
   if (learners == 0) throw configuration_error("cannot partition data among zero learners");

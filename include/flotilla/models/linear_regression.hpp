@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "flotilla/algorithms/fedprox.hpp"
+#include "flotilla/algorithms/scaffold/step_correction.hpp"
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/model.hpp"
 #include "flotilla/data/dataset.hpp"
@@ -17,7 +19,7 @@ namespace flotilla {
 
 /// Parameters: "weight" {features} and "bias" {1}, starting at zero. Loss: mean of (w.x + b - y)^2.
 template <class Scalar = double>
-class linear_regression {
+class linear_regression : public step_correction<linear_regression<Scalar>, parameters<Scalar>> {
  public:
   using parameters_type = flotilla::parameters<Scalar>;
   using data_type = regression_data<Scalar>;
@@ -31,14 +33,6 @@ class linear_regression {
     params_ = params;
   }
 
-  /// A constant added to every local step's gradient from now on (SCAFFOLD's c - c_i); none
-  /// when empty. @throws layout_error if it does not fit the model.
-  void set_step_correction(std::optional<parameters_type> correction) {
-    if (correction) require_same_layout(*correction, params_, "step correction", "the linear regression model");
-    correction_ = std::move(correction);
-  }
-  /// Steps and learning rate of the last fit.
-  [[nodiscard]] fit_summary last_fit() const { return last_fit_; }
 
   local_result fit(const data_type& data, const fit_config& config) {
     check(data);
@@ -47,9 +41,11 @@ class linear_regression {
     Scalar& bias = params_.values().back();
     double loss_sum = 0;
     std::size_t loss_count = 0;
-    detail::step_terms<parameters_type> terms(params_, options.proximal_mu, correction_ ? &*correction_ : nullptr);
+    proximal_term<parameters_type> proximal(params_, options.proximal_mu);
+    std::size_t steps = 0;
     detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
-      terms.before_step(params_);
+      proximal.before_step(params_);
+      ++steps;
       Eigen::Matrix<Scalar, Eigen::Dynamic, 1> gradient = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>::Zero(weight.size());
       Scalar bias_gradient = 0;
       for (auto i : batch) {
@@ -63,9 +59,10 @@ class linear_regression {
       const auto step = static_cast<Scalar>(2.0 * options.learning_rate / static_cast<double>(batch.size()));
       weight -= step * gradient;
       bias -= step * bias_gradient;
-      terms.after_step(params_, options.learning_rate);
+      proximal.after_step(params_, options.learning_rate);
+      this->apply_step_correction(params_, options.learning_rate);
     });
-    last_fit_ = {terms.steps(), options.learning_rate};
+    this->record_fit({steps, options.learning_rate});
     return {static_cast<std::int64_t>(data.size()), {{"loss", loss_count ? loss_sum / double(loss_count) : 0.0}}};
   }
 
@@ -88,8 +85,6 @@ class linear_regression {
 
   parameters_type params_;
   sgd_options options_;
-  std::optional<parameters_type> correction_;
-  fit_summary last_fit_;
 };
 
 }  // namespace flotilla

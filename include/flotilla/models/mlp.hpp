@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "flotilla/algorithms/fedprox.hpp"
+#include "flotilla/algorithms/scaffold/step_correction.hpp"
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/model.hpp"
 #include "flotilla/data/dataset.hpp"
@@ -26,7 +28,7 @@ namespace flotilla {
 /// "layer<i>.bias" {out} per layer, weights drawn He-normal from `seed`, biases zero.
 /// Metrics: "loss" (mean cross-entropy) and "accuracy".
 template <class Scalar = float>
-class mlp {
+class mlp : public step_correction<mlp<Scalar>, parameters<Scalar>> {
  public:
   using parameters_type = flotilla::parameters<Scalar>;
   using data_type = classification_data<Scalar>;
@@ -47,14 +49,6 @@ class mlp {
     params_ = params;
   }
 
-  /// A constant added to every local step's gradient from now on (SCAFFOLD's c - c_i); none
-  /// when empty. @throws layout_error if it does not fit the model.
-  void set_step_correction(std::optional<parameters_type> correction) {
-    if (correction) require_same_layout(*correction, params_, "step correction", "the MLP");
-    correction_ = std::move(correction);
-  }
-  /// Steps and learning rate of the last fit.
-  [[nodiscard]] fit_summary last_fit() const { return last_fit_; }
 
   [[nodiscard]] std::size_t layers() const { return params_.layout().tensors().size() / 2; }
   [[nodiscard]] std::size_t inputs() const { return params_.layout().tensors()[0].shape[1]; }
@@ -68,9 +62,11 @@ class mlp {
     matrix delta, next_delta;
     double loss_sum = 0;
     std::size_t seen = 0;
-    detail::step_terms<parameters_type> terms(params_, options.proximal_mu, correction_ ? &*correction_ : nullptr);
+    proximal_term<parameters_type> proximal(params_, options.proximal_mu);
+    std::size_t steps = 0;
     detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
-      terms.before_step(params_);
+      proximal.before_step(params_);
+      ++steps;
       const auto size = static_cast<Eigen::Index>(batch.size());
       activations[0].resize(data.features.rows(), size);
       for (Eigen::Index j = 0; j < size; ++j) activations[0].col(j) = data.features.col(static_cast<Eigen::Index>(batch[j]));
@@ -94,9 +90,10 @@ class mlp {
         bias.noalias() -= rate * delta.rowwise().sum();
         if (layer > 0) delta.swap(next_delta);
       }
-      terms.after_step(params_, options.learning_rate);
+      proximal.after_step(params_, options.learning_rate);
+      this->apply_step_correction(params_, options.learning_rate);
     });
-    last_fit_ = {terms.steps(), options.learning_rate};
+    this->record_fit({steps, options.learning_rate});
     return {static_cast<std::int64_t>(data.size()), {{"loss", seen ? loss_sum / double(seen) : 0.0}}};
   }
 
@@ -171,13 +168,11 @@ class mlp {
                          std::to_string(classes()));
     for (auto label : data.labels)
       if (label < 0 || static_cast<std::size_t>(label) >= classes())
-        throw std::out_of_range("label " + std::to_string(label) + " outside [0, " + std::to_string(classes()) + ")");
+        throw data_error("label " + std::to_string(label) + " outside [0, " + std::to_string(classes()) + ")");
   }
 
   parameters_type params_;
   sgd_options options_;
-  std::optional<parameters_type> correction_;
-  fit_summary last_fit_;
 };
 
 /// Softmax (multinomial logistic) regression: an MLP without hidden layers.

@@ -12,7 +12,6 @@
 
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/model.hpp"
-#include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/random.hpp"
 
@@ -46,12 +45,6 @@ struct sgd_options {
   }
 };
 
-/// What one local fit did: the minibatch steps it took and at which rate (SCAFFOLD needs both).
-struct fit_summary {
-  std::size_t steps = 0;
-  double learning_rate = 0;
-};
-
 namespace detail {
 
 /// Visits minibatches of a shuffled order of `examples` for each epoch: `step(batch_indices)`.
@@ -72,41 +65,6 @@ void for_each_minibatch(std::size_t examples, const sgd_options& options, std::u
   }
 }
 
-/// Terms added to every local step's gradient beyond the data's own:
-///  - FedProx's proximal term mu (w - w_global), where w_global are the parameters the fit
-///    started from, taken at the same w as the data gradient;
-///  - a constant correction (SCAFFOLD's c - c_i), when one is given.
-/// Call `before_step(w)` before a step's data update and `after_step(w, rate)` after it.
-template <ParameterSet P>
-class step_terms {
- public:
-  step_terms(const P& start, double mu, const P* correction) : mu_(mu), correction_(correction) {
-    if (mu_ > 0) {
-      anchor_.emplace(start);
-      pull_.emplace(start);
-    }
-  }
-  void before_step(const P& w) {
-    ++steps_;
-    if (!anchor_) return;
-    const auto now = w.values();
-    const auto anchor = anchor_->values();
-    auto pull = pull_->values();
-    for (std::size_t i = 0; i < pull.size(); ++i) pull[i] = now[i] - anchor[i];
-  }
-  void after_step(P& w, double rate) {
-    using scalar = typename P::scalar_type;
-    if (anchor_) axpy(w, static_cast<scalar>(-rate * mu_), *pull_);
-    if (correction_) axpy(w, static_cast<scalar>(-rate), *correction_);
-  }
-  [[nodiscard]] std::size_t steps() const { return steps_; }
-
- private:
-  double mu_;
-  const P* correction_;
-  std::optional<P> anchor_, pull_;
-  std::size_t steps_ = 0;
-};
 
 }  // namespace detail
 }  // namespace flotilla

@@ -23,7 +23,7 @@
 #include "flotilla/detail/inbox.hpp"
 #include "flotilla/detail/thread_pool.hpp"
 #include "flotilla/errors.hpp"
-#include "flotilla/learner.hpp"
+#include "flotilla/round/learner.hpp"
 #include "flotilla/messages.hpp"
 
 namespace flotilla {

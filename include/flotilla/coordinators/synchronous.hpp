@@ -1,0 +1,185 @@
+#pragma once
+// The synchronous coordinator runs rounds over any Transport: select learners, then its phases
+// in order (round/phases.hpp): fit, which folds each admitted reply into the aggregation rule as
+// it arrives and aggregates, and evaluate; then record, and decide whether to stop. It never
+// trains, and it writes no files: persistence/checkpoint.hpp saves and restores its snapshot.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flotilla/aggregators/mean.hpp"
+#include "flotilla/arithmetic.hpp"
+#include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/transport.hpp"
+#include "flotilla/errors.hpp"
+#include "flotilla/messages.hpp"
+#include "flotilla/random.hpp"
+#include "flotilla/round/history.hpp"
+#include "flotilla/round/metric_reducers.hpp"
+#include "flotilla/round/phases.hpp"
+#include "flotilla/round/reply_collector.hpp"
+#include "flotilla/round/selection.hpp"
+#include "flotilla/round/snapshot.hpp"
+#include "flotilla/round/stopping.hpp"
+
+namespace flotilla {
+
+struct coordinator_options {
+  selection_options selection{};       ///< who is asked to fit each round
+  std::size_t quorum = 1;              ///< accepted fit replies needed to aggregate a round
+  std::chrono::duration<double> round_timeout = std::chrono::minutes(10);  ///< per phase
+  std::chrono::duration<double> wait_for_learners{0};  ///< how long to wait for enough learners
+  double evaluation_fraction = 0;      ///< share of learners asked to evaluate; 0 turns it off
+  std::uint64_t seed = 0;              ///< drives selection and learners' shuffling
+  std::map<std::string, double> fit_settings;  ///< sent to learners as fit_config::values
+  /// Settings that change with the round, e.g. a decaying learning rate: called with each
+  /// round's number, its values override `fit_settings` of the same name. Unlike the rest of
+  /// these options it is not in a checkpoint; pass the same schedule when resuming.
+  std::function<std::map<std::string, double>(std::uint64_t round)> fit_schedule;
+  /// How a metric is combined across replies, by name; any other metric is the mean weighted
+  /// by examples (see metric_reducers.hpp).
+  std::map<std::string, metric_reducer> metric_reducers;
+  /// The most examples one reply may claim. Counts are the learners' own word and weigh their
+  /// updates in FedAvg, so a reply above this is rejected (robust rules ignore counts anyway).
+  std::int64_t max_examples_per_reply = 1'000'000'000;
+  /// Rejections recorded one by one per learner and round; the rest are counted in one entry,
+  /// so a learner flooding bad messages cannot grow the history without bound.
+  std::size_t max_rejections_per_learner = 8;
+
+  /// @throws configuration_error naming the setting that cannot work.
+  void validate() const {
+    selection.validate();
+    if (quorum == 0) throw configuration_error("quorum must be at least one reply");
+    if (max_examples_per_reply < 1) throw configuration_error("max_examples_per_reply must be at least one");
+    if (max_rejections_per_learner < 1) throw configuration_error("max_rejections_per_learner must be at least one");
+    if (!(round_timeout.count() > 0)) throw configuration_error("round_timeout must be positive");
+    if (!(evaluation_fraction >= 0 && evaluation_fraction <= 1))
+      throw configuration_error("evaluation_fraction must be in [0, 1]; got " + std::to_string(evaluation_fraction));
+    for (const auto& [name, reducer] : metric_reducers)
+      if (!reducer) throw configuration_error("metric '" + name + "' has an empty reducer");
+  }
+};
+
+/// @brief Runs federated rounds with rule `Rule` (FedAvg by default) over transport `T`.
+template <Transport T, Aggregator<typename T::parameters_type> Rule = weighted_mean<typename T::parameters_type>>
+class coordinator {
+ public:
+  using transport_type = T;
+  using rule_type = Rule;
+  using parameters_type = typename T::parameters_type;
+  /// Centralized evaluation: the coordinator's own metrics for new global parameters.
+  using evaluator = std::function<metrics(const parameters_type&)>;
+  /// Called after every round, e.g. to print progress.
+  using round_observer = std::function<void(const round_record&)>;
+
+  coordinator(T& transport, parameters_type initial, coordinator_options options = {}, Rule rule = {})
+      : transport_(transport),
+        global_(std::make_shared<const parameters_type>(std::move(initial))),
+        options_(validated(std::move(options))),
+        exchange_{.timeout = options_.round_timeout, .metric_reducers = options_.metric_reducers},
+        rule_(std::move(rule)),
+        engine_(options_.seed) {}
+
+  void evaluate_centrally(evaluator evaluate) { evaluator_ = std::move(evaluate); }
+  /// Adds an observer called after every round, after those added before it.
+  void on_round(round_observer observer) { observers_.push_back(std::move(observer)); }
+
+  /// Runs rounds until `stop` fires; its reason is recorded in the history.
+  const flotilla::history& run(const stopping_rule& stop) {
+    if (!started_) started_ = deadline_clock::now();
+    for (;;) {
+      if (auto reason = stop(history_)) {
+        history_.stop_reason = *reason;
+        return history_;
+      }
+      run_round();
+    }
+  }
+
+  /// Runs one round and returns its record (also appended to the history).
+  const round_record& run_round() {
+    if (!started_) started_ = deadline_clock::now();
+    // Before the round's clock starts: waiting is not the round's work.
+    wait_for_learners(transport_, std::max(options_.quorum, options_.selection.minimum), options_.wait_for_learners);
+    const auto round_start = deadline_clock::now();
+    round_record record;
+    record.round = ++round_;
+    record.selected = select_learners(transport_.available(), options_.selection, engine_);
+    if (record.selected.size() < options_.quorum) {
+      record.note = "only " + std::to_string(record.selected.size()) + " learners available; the quorum is " +
+                    std::to_string(options_.quorum);
+    } else {
+      rejection_log rejections(record.rejections, options_.max_rejections_per_learner);
+      round_state<T> state{transport_, record, global_, engine_, rejections, exchange_, options_.max_examples_per_reply};
+      fit_phase<Rule>(rule_, options_.quorum).run(state, make_config(task_kind::fit));
+      if (record.status == round_status::aggregated)
+        evaluate_phase<parameters_type>(evaluator_, options_.evaluation_fraction)
+            .run(state, make_config(task_kind::evaluate));
+    }
+    const auto now = deadline_clock::now();
+    record.round_seconds = std::chrono::duration<double>(now - round_start).count();
+    record.elapsed_seconds = std::chrono::duration<double>(now - *started_).count();
+    history_.rounds.push_back(std::move(record));
+    for (const auto& observer : observers_) observer(history_.rounds.back());
+    return history_.rounds.back();
+  }
+
+  /// The state between rounds, read in place: what a checkpoint saves.
+  [[nodiscard]] coordinator_snapshot<parameters_type, Rule> snapshot() const {
+    return {round_, engine_, *global_, rule_, history_};
+  }
+
+  /// Continues from a saved state: a run interrupted after round k and restored here ends
+  /// exactly as an uninterrupted one would, given deterministic learners and reply order.
+  /// @throws layout_error, changing nothing, if the state's model has another layout.
+  void restore(coordinator_state<parameters_type, Rule> state) {
+    if (!state.global) throw configuration_error("a restored state needs global parameters");
+    require_same_layout(*state.global, *global_, "the restored model", "this coordinator's model");
+    round_ = state.round;
+    engine_ = state.engine;
+    global_ = std::move(state.global);
+    rule_ = std::move(state.rule);
+    history_ = std::move(state.history);
+  }
+
+  [[nodiscard]] const parameters_type& global() const { return *global_; }
+  [[nodiscard]] const flotilla::history& history() const { return history_; }
+  [[nodiscard]] const Rule& rule() const { return rule_; }
+  [[nodiscard]] std::uint64_t rounds_run() const { return round_; }
+  [[nodiscard]] const coordinator_options& options() const { return options_; }
+
+ private:
+  static coordinator_options validated(coordinator_options options) {
+    options.validate();
+    return options;
+  }
+
+  fit_config make_config(task_kind kind) const {
+    fit_config config{.round = round_, .seed = mix_seed(options_.seed, round_), .values = options_.fit_settings};
+    if (kind == task_kind::fit && options_.fit_schedule)
+      for (auto& [name, value] : options_.fit_schedule(round_)) config.values.insert_or_assign(name, value);
+    return config;
+  }
+
+  T& transport_;
+  std::shared_ptr<const parameters_type> global_;
+  coordinator_options options_;
+  exchange_options exchange_;
+  Rule rule_;
+  random_engine engine_;
+  std::uint64_t round_ = 0;
+  flotilla::history history_;
+  std::optional<deadline_clock::time_point> started_;
+  evaluator evaluator_;
+  std::vector<round_observer> observers_;
+};
+
+}  // namespace flotilla

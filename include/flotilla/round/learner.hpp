@@ -1,0 +1,67 @@
+#pragma once
+// The learner: holds a model and its own data, trains only on that data, and answers tasks.
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "flotilla/concepts/learner.hpp"
+#include "flotilla/concepts/model.hpp"
+#include "flotilla/errors.hpp"
+#include "flotilla/messages.hpp"
+#include "flotilla/random.hpp"
+
+namespace flotilla {
+
+/// @brief A model plus its local training data and, optionally, local evaluation data.
+///
+/// `handle` loads the task's parameters into the model and then trains (fit) or evaluates on the
+/// local data. It throws when it cannot do the task; the transport turns that into a failure of
+/// this learner alone.
+template <class M, class Data>
+  requires TrainableOn<M, Data>
+class learner {
+ public:
+  using model_type = M;
+  using data_type = Data;
+  using parameters_type = parameters_of_t<M>;
+
+  learner(learner_id id, M model, Data training)
+      : id_(id), model_(std::move(model)), training_(std::move(training)) {}
+  learner(learner_id id, M model, Data training, Data evaluation)
+      : id_(id), model_(std::move(model)), training_(std::move(training)), evaluation_(std::move(evaluation)) {}
+
+  [[nodiscard]] learner_id id() const { return id_; }
+  [[nodiscard]] const M& model() const { return model_; }
+
+  [[nodiscard]] reply<parameters_type> handle(const task<parameters_type>& work) {
+    if (!work.parameters) throw task_error("task for round " + std::to_string(work.round) + " carries no parameters");
+    model_.set_parameters(*work.parameters);
+    reply<parameters_type> answer{.learner = id_, .kind = work.kind, .round = work.round, .result = {}, .parameters = {}};
+    if (work.kind == task_kind::fit) {
+      fit_config config = work.config;
+      config.seed = mix_seed(config.seed, id_);  // each learner shuffles differently, reproducibly
+      answer.result = model_.fit(training_, config);
+      answer.parameters = parameters_type(model_.parameters());
+      return answer;
+    }
+    if (work.kind != task_kind::evaluate)
+      throw task_error("learner " + std::to_string(id_) + " does not handle " + to_string(work.kind) +
+                       " tasks; a round with stages of its own needs a learner that does");
+    if constexpr (EvaluableOn<M, Data>) {
+      if (!evaluation_) throw task_error("learner " + std::to_string(id_) + " has no evaluation data");
+      answer.result = model_.evaluate(*evaluation_);
+      return answer;
+    } else {
+      throw task_error("the model of learner " + std::to_string(id_) + " cannot evaluate");
+    }
+  }
+
+ private:
+  learner_id id_;
+  M model_;
+  Data training_;
+  std::optional<Data> evaluation_;
+};
+
+}  // namespace flotilla

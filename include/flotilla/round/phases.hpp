@@ -1,0 +1,151 @@
+#pragma once
+// The phases of the classic round as types a coordinator runs in order: fit (send the global
+// parameters, fold each admitted reply into the rule as it arrives, aggregate) and evaluate
+// (centrally and on learners). Each is one exchange (reply_collector.hpp) plus what it does with
+// the replies; a round with stages of its own builds them from the same exchange.
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "flotilla/arithmetic.hpp"
+#include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/transport.hpp"
+#include "flotilla/detail/text.hpp"
+#include "flotilla/messages.hpp"
+#include "flotilla/random.hpp"
+#include "flotilla/round/door.hpp"
+#include "flotilla/round/history.hpp"
+#include "flotilla/round/reply_collector.hpp"
+#include "flotilla/round/selection.hpp"
+
+namespace flotilla {
+
+/// What every phase of one round works on.
+template <Transport T>
+struct round_state {
+  using parameters_type = typename T::parameters_type;
+  T& transport;
+  round_record& record;                             ///< the phases fill it in
+  std::shared_ptr<const parameters_type>& global;   ///< replaced when the round aggregates
+  random_engine& engine;                            ///< selection draws from it
+  rejection_log& rejections;
+  const exchange_options& exchange;
+  std::int64_t max_examples_per_reply;
+};
+
+/// Folds admitted fit replies into `rule`: in one pass when the rule can take a batch.
+template <class Rule, ParameterSet P>
+void fold_replies(Rule& rule, std::span<reply<P>> replies) {
+  if constexpr (BatchAggregator<Rule, P>) {
+    std::vector<weighted_update<P>> updates;
+    updates.reserve(replies.size());
+    for (const auto& answer : replies) updates.push_back({&*answer.parameters, answer.result.examples});
+    rule.accept_batch(std::span<const weighted_update<P>>(updates));
+  } else {
+    for (const auto& answer : replies) rule.accept(*answer.parameters, answer.result.examples);
+  }
+}
+
+namespace detail {
+inline double seconds_since(deadline_clock::time_point start) {
+  return std::chrono::duration<double>(deadline_clock::now() - start).count();
+}
+}  // namespace detail
+
+/// @brief The fit phase: asks `record.selected` to train from the global parameters, streams
+/// their replies into the rule, and replaces the global parameters with the rule's result when
+/// at least `quorum` replies were admitted and the result is finite.
+template <class Rule>
+class fit_phase {
+ public:
+  fit_phase(Rule& rule, std::size_t quorum) : rule_(rule), quorum_(quorum) {}
+
+  template <Transport T>
+    requires Aggregator<Rule, typename T::parameters_type>
+  void run(round_state<T>& state, fit_config config) {
+    using P = typename T::parameters_type;
+    const auto start = deadline_clock::now();
+    auto& record = state.record;
+    rule_.start(*state.global);
+    const task<P> work{.kind = task_kind::fit, .round = record.round, .parameters = state.global,
+                       .config = std::move(config)};
+    auto outcome = exchange(state.transport, work, record.selected, reply_parameters::required,
+                            state.max_examples_per_reply, state.exchange, state.rejections,
+                            [&](std::span<reply<P>> replies) { fold_replies(rule_, replies); });
+    record.participants = std::move(outcome.accepted);
+    record.fit_metrics = std::move(outcome.metrics);
+    record.examples = outcome.examples;
+    if (record.participants.size() >= quorum_) {
+      auto result = rule_.result();
+      const auto bad = first_non_finite(result);
+      if (bad == result.values().size()) {
+        state.global = std::make_shared<const P>(std::move(result));
+        record.status = round_status::aggregated;
+      } else {  // finite updates can still overflow: keep a model the next round can use
+        record.note = "the aggregate holds a non-finite value (" + detail::number(double(result.values()[bad])) +
+                      ") at parameter index " + std::to_string(bad) + "; global parameters kept";
+      }
+    } else {
+      record.note = "quorum not met: " + std::to_string(record.participants.size()) + " accepted replies, " +
+                    std::to_string(quorum_) + " required; global parameters kept";
+    }
+    record.fit_seconds = detail::seconds_since(start);
+  }
+
+ private:
+  Rule& rule_;
+  std::size_t quorum_;
+};
+
+/// @brief The evaluate phase: the coordinator's own metrics for the global parameters (when
+/// `central` is set), then a `fraction` of the available learners evaluating them on their data.
+template <ParameterSet P>
+class evaluate_phase {
+ public:
+  using evaluator = std::function<metrics(const P&)>;
+
+  evaluate_phase(const evaluator& central, double fraction) : central_(central), fraction_(fraction) {}
+
+  template <Transport T>
+    requires std::same_as<typename T::parameters_type, P>
+  void run(round_state<T>& state, fit_config config) {
+    const auto start = deadline_clock::now();
+    auto& record = state.record;
+    if (central_) record.central_metrics = central_(*state.global);
+    if (fraction_ > 0) {
+      const auto asked = select_learners(state.transport.available(), {.fraction = fraction_, .minimum = 1}, state.engine);
+      const task<P> work{.kind = task_kind::evaluate, .round = record.round, .parameters = state.global,
+                         .config = std::move(config)};
+      auto outcome = exchange(state.transport, work, asked, reply_parameters::none, state.max_examples_per_reply,
+                              state.exchange, state.rejections, [](std::span<reply<P>>) {});
+      record.evaluated = std::move(outcome.accepted);
+      record.federated_metrics = std::move(outcome.metrics);
+    }
+    record.evaluate_seconds = detail::seconds_since(start);
+  }
+
+ private:
+  const evaluator& central_;
+  double fraction_;
+};
+
+/// Waits until `transport` has at least `count` learners available, or `timeout` passes;
+/// true if they are there.
+template <Transport T>
+bool wait_for_learners(T& transport, std::size_t count, std::chrono::duration<double> timeout) {
+  const auto until = deadline_clock::now() + std::chrono::duration_cast<deadline_clock::duration>(timeout);
+  for (;;) {
+    if (transport.available().size() >= count) return true;
+    if (deadline_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace flotilla

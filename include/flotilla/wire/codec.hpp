@@ -1,0 +1,435 @@
+#pragma once
+// The binary wire form of parameters and messages, through cereal's portable binary archives.
+//
+// Every encoded buffer starts (after cereal's one endianness byte) with an envelope: magic
+// "FLTL", a format version and what the buffer holds. The scalars of a parameter set go through
+// as one binary block at the end of the message. Input is untrusted: every length prefix is
+// checked against the configured limits and against the bytes actually left before anything is
+// allocated, and every failure is a `decode_error`.
+//
+// Model-sized messages need not be copied whole on either side: a writer may leave large blocks
+// where they live and list them for a gathered write, and a reader may decode a message from its
+// first bytes and say where its final block's remaining bytes belong (wire/messages.hpp).
+
+#include <cereal/archives/portable_binary.hpp>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/concepts/wire_codable.hpp"
+#include "flotilla/detail/aligned_allocator.hpp"
+#include "flotilla/detail/byte_streams.hpp"
+#include "flotilla/detail/text.hpp"
+#include "flotilla/errors.hpp"
+#include "flotilla/fwd.hpp"
+#include "flotilla/parameters.hpp"
+
+namespace flotilla {
+
+/// The version of the wire format this build writes and reads.
+/// Version 2 (Flotilla 0.3) opened task kinds to user-defined stages and moved the checkpoint
+/// format to the persistence layer.
+inline constexpr std::uint16_t wire_format_version = 2;
+/// "FLTL" as a little-endian 32-bit number: the first bytes of every encoded buffer.
+inline constexpr std::uint32_t wire_magic = 0x4C544C46;
+
+/// What an encoded buffer holds, written after the version.
+enum class wire_content : std::uint8_t { parameters = 1, task = 2, reply = 3, checkpoint = 4 };
+
+/// Encoded bytes: cache-aligned, not zero-filled on resize, and recycled when large (see
+/// detail/aligned_allocator.hpp), because wire buffers are as large as the model.
+using byte_buffer = std::vector<std::byte, detail::uninitialized_allocator<std::byte>>;
+
+/// Bounds on what a decoder accepts; input beyond them is rejected before allocation.
+struct decode_limits {
+  std::uint64_t max_scalars = std::uint64_t{1} << 32;  ///< scalars in one parameter set
+  std::uint32_t max_tensors = 1u << 16;                 ///< tensors in one layout
+  std::uint32_t max_rank = 8;                           ///< dimensions of one tensor
+  std::uint32_t max_string = 1u << 12;                  ///< bytes in a name or metric key
+  std::uint32_t max_entries = 1u << 12;                 ///< entries in a metrics or config map
+};
+
+/// A block left out of an encoded buffer, to be sent from where it lives: it belongs at byte
+/// `offset` of the buffer.
+struct external_block {
+  std::size_t offset = 0;
+  std::span<const std::byte> bytes;
+};
+
+/// Appends cereal-encoded values to a byte vector. Given a list of external blocks, it records
+/// scalar blocks of at least `external_threshold` bytes there instead of copying them.
+class wire_writer {
+ public:
+  static constexpr std::size_t external_threshold = std::size_t{1} << 16;
+
+  explicit wire_writer(byte_buffer& out, std::vector<external_block>* external = nullptr)
+      : bytes_(out), external_(external), buffer_(out), stream_(&buffer_), archive_(stream_) {}
+
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  void write(T value) { archive_(value); }
+  void write_bytes(const void* data, std::size_t size) {
+    archive_(cereal::binary_data(static_cast<const char*>(data), size));
+  }
+  // The output archive writes in this machine's byte order, so a block left out is already in
+  // its wire form. The stream buffer has no put area: bytes_.size() is always the write offset.
+  template <std::floating_point S>
+  void write_block(std::span<const S> scalars) {
+    if (external_ && scalars.size_bytes() >= external_threshold)
+      external_->push_back({bytes_.size(), std::as_bytes(scalars)});
+    else
+      archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
+  }
+  void write_string(const std::string& text) {
+    write(static_cast<std::uint32_t>(text.size()));
+    write_bytes(text.data(), text.size());
+  }
+
+ private:
+  byte_buffer& bytes_;
+  std::vector<external_block>* external_;
+  detail::vector_output_buffer<byte_buffer> buffer_;
+  std::ostream stream_;
+  cereal::PortableBinaryOutputArchive archive_;
+};
+
+namespace detail {
+// Thrown by a reader over a message's first bytes when it needs bytes that have not arrived;
+// the streaming decoders catch it and report that the whole message is needed.
+struct incomplete_input {};
+}  // namespace detail
+
+/// Reads cereal-encoded values from a byte span, checking every length against what is left.
+///
+/// It may also read a message of `total` bytes of which only the first have arrived: lengths are
+/// checked against the whole message, and a final block may be left for the caller to receive
+/// in place (see read_final_block and deferred()).
+class wire_reader {
+ public:
+  wire_reader(std::span<const std::byte> bytes, decode_limits limits) : wire_reader(bytes, bytes.size(), limits) {}
+
+  /// A reader over the first bytes of a `total`-byte message (`total` >= `first.size()`).
+  wire_reader(std::span<const std::byte> first, std::uint64_t total, decode_limits limits)
+      : limits_(limits),
+        not_arrived_(total - first.size()),
+        native_order_(!first.empty() && first[0] == static_cast<std::byte>(std::endian::native == std::endian::little)),
+        buffer_(first),
+        stream_(&buffer_),
+        archive_(guarded_archive(stream_, not_arrived_)) {}
+
+  [[nodiscard]] const decode_limits& limits() const { return limits_; }
+  /// Bytes of the message not read yet, arrived or not.
+  [[nodiscard]] std::uint64_t remaining() const { return buffer_.remaining() + not_arrived_; }
+
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  [[nodiscard]] T read(const char* what) {
+    require(sizeof(T), what);
+    T value{};
+    archive_(value);
+    return value;
+  }
+
+  /// A count of items, each at least `min_item_bytes` long, that may not exceed `max`.
+  [[nodiscard]] std::uint64_t read_count(std::uint64_t max, std::size_t min_item_bytes, const char* what) {
+    const auto count = read<std::uint64_t>(what);
+    if (count > max)
+      throw decode_error(std::string(what) + " is " + detail::grouped(count) + "; the limit is " +
+                         detail::grouped(max));
+    if (min_item_bytes != 0 && count > remaining() / min_item_bytes)
+      throw decode_error(std::string(what) + " is " + detail::grouped(count) + " but only " +
+                         detail::grouped(remaining()) + " bytes remain (truncated or corrupt input)");
+    return count;
+  }
+
+  [[nodiscard]] std::string read_string(const char* what) {
+    const auto size = read<std::uint32_t>(what);
+    if (size > limits_.max_string)
+      throw decode_error(std::string(what) + " is " + detail::grouped(size) +
+                         " bytes long; the limit is " + detail::grouped(limits_.max_string));
+    require(size, what);
+    std::string text(size, '\0');
+    archive_(cereal::binary_data(text.data(), size));
+    return text;
+  }
+
+  template <std::floating_point S>
+  void read_block(std::span<S> scalars, const char* what) {
+    require(scalars.size_bytes(), what);
+    archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
+  }
+
+  /// Reads a block that a codec knows is the last thing in its message. When the reader holds
+  /// only the message's first bytes, the block's missing tail is left for the caller: see
+  /// deferred(). The destination must be heap storage that stays put when the decoded object is
+  /// moved (as a vector's is).
+  template <std::floating_point S>
+  void read_final_block(std::span<S> scalars, const char* what) {
+    const auto arrived = buffer_.remaining();
+    if (scalars.size_bytes() <= arrived || not_arrived_ == 0 || scalars.size_bytes() != remaining() || !native_order_)
+      return read_block(scalars, what);
+    auto destination = std::as_writable_bytes(scalars);
+    archive_(cereal::binary_data(destination.data(), arrived));  // bytes, so never reordered
+    deferred_ = destination.subspan(arrived);
+    not_arrived_ = 0;
+  }
+
+  /// Where the message's bytes that had not arrived belong (empty unless a final block was
+  /// left unfinished).
+  [[nodiscard]] std::span<std::byte> deferred() const { return deferred_; }
+
+  /// @throws decode_error unless every byte was consumed.
+  void expect_end() const {
+    if (remaining() != 0)
+      throw decode_error(detail::grouped(remaining()) + " unexpected bytes after the end of the message");
+  }
+
+ private:
+  void require(std::size_t bytes, const char* what) const {
+    if (bytes > remaining())
+      throw decode_error("truncated input: " + std::string(what) + " needs " + detail::grouped(bytes) +
+                         " bytes but only " + detail::grouped(remaining()) + " remain");
+    if (bytes > buffer_.remaining()) throw detail::incomplete_input{};
+  }
+  // The portable archive reads its endianness byte on construction; an empty input fails there.
+  static cereal::PortableBinaryInputArchive guarded_archive(std::istream& stream, std::uint64_t not_arrived) {
+    if (stream.rdbuf()->in_avail() <= 0) {
+      if (not_arrived > 0) throw detail::incomplete_input{};
+      throw decode_error("truncated input: no bytes to decode");
+    }
+    return cereal::PortableBinaryInputArchive(stream);
+  }
+
+  decode_limits limits_;
+  std::uint64_t not_arrived_ = 0;
+  bool native_order_ = false;  // blocks arrive in this machine's byte order, so may land in place
+  std::span<std::byte> deferred_;
+  detail::span_input_buffer buffer_;
+  std::istream stream_;
+  cereal::PortableBinaryInputArchive archive_;
+};
+
+// wire_codec<P> is declared in fwd.hpp and its contract is concepts/wire_codable.hpp; the codec of
+// Flotilla's own parameter type:
+
+template <std::floating_point Scalar>
+struct wire_codec<parameters<Scalar>> {
+  static void write(wire_writer& out, const parameters<Scalar>& params) {
+    out.write(static_cast<std::uint8_t>(sizeof(Scalar)));
+    const auto& tensors = params.layout().tensors();
+    out.write(static_cast<std::uint64_t>(tensors.size()));
+    for (const auto& tensor : tensors) {
+      out.write_string(tensor.name);
+      out.write(static_cast<std::uint64_t>(tensor.shape.size()));
+      for (auto dimension : tensor.shape) out.write(static_cast<std::uint64_t>(dimension));
+    }
+    out.write(static_cast<std::uint64_t>(params.size()));
+    out.write_block(params.values());
+  }
+
+  static parameters<Scalar> read(wire_reader& in) {
+    const auto& limits = in.limits();
+    const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
+    if (scalar_bytes != sizeof(Scalar))
+      throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
+                         std::to_string(8 * sizeof(Scalar)) + "-bit");
+    // Each tensor takes at least a name length and a rank: 4 + 8 bytes.
+    const auto tensor_count = in.read_count(limits.max_tensors, 12, "tensor count");
+    std::vector<tensor_spec> tensors(tensor_count);
+    std::uint64_t total = 0;
+    for (auto& tensor : tensors) {
+      tensor.name = in.read_string("tensor name");
+      const auto rank = in.read_count(limits.max_rank, 8, "tensor rank");
+      tensor.shape.resize(rank);
+      std::uint64_t size = 1;
+      for (auto& dimension : tensor.shape) {
+        const auto value = in.read<std::uint64_t>("tensor dimension");
+        if (value != 0 && size > limits.max_scalars / value)
+          throw decode_error("tensor '" + tensor.name + "' has more than " + detail::grouped(limits.max_scalars) +
+                             " scalars, the limit");
+        size *= value;
+        dimension = static_cast<std::size_t>(value);
+      }
+      total += size;
+      if (total > limits.max_scalars)
+        throw decode_error("parameter layout holds more than " + detail::grouped(limits.max_scalars) +
+                           " scalars, the limit");
+    }
+    const auto count = in.read_count(limits.max_scalars, sizeof(Scalar), "scalar count");
+    if (count != total)
+      throw decode_error("parameter payload has " + detail::grouped(count) + " scalars; its layout describes " +
+                         detail::grouped(total));
+    tensor_layout layout = [&] {
+      try {
+        return tensor_layout(std::move(tensors));
+      } catch (const layout_error& error) {
+        throw decode_error(error.what());
+      }
+    }();
+    parameters<Scalar> params(std::make_shared<const tensor_layout>(std::move(layout)), for_overwrite);
+    in.read_final_block(params.values(), "parameter values");
+    return params;
+  }
+};
+
+namespace detail {
+
+inline void write_envelope(wire_writer& out, wire_content content) {
+  out.write(wire_magic);
+  out.write(wire_format_version);
+  out.write(static_cast<std::uint8_t>(content));
+}
+
+inline void read_envelope(wire_reader& in, wire_content expected) {
+  const auto magic = in.read<std::uint32_t>("magic number");
+  if (magic != wire_magic) throw decode_error("not a Flotilla message: wrong magic number");
+  const auto version = in.read<std::uint16_t>("format version");
+  if (version != wire_format_version)
+    throw decode_error("message has format version " + std::to_string(version) + "; this build reads version " +
+                       std::to_string(wire_format_version));
+  const auto content = in.read<std::uint8_t>("content type");
+  if (content != static_cast<std::uint8_t>(expected))
+    throw decode_error("message holds content type " + std::to_string(content) + "; expected " +
+                       std::to_string(static_cast<int>(expected)));
+}
+
+inline void write_map(wire_writer& out, const std::map<std::string, double>& map) {
+  out.write(static_cast<std::uint64_t>(map.size()));
+  for (const auto& [key, value] : map) {
+    out.write_string(key);
+    out.write(value);
+  }
+}
+
+inline std::map<std::string, double> read_map(wire_reader& in, const char* what) {
+  // Each entry takes at least a key length and a double: 4 + 8 bytes.
+  const auto count = in.read_count(in.limits().max_entries, 12, what);
+  std::map<std::string, double> map;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    auto key = in.read_string("metric name");
+    const auto value = in.read<double>("metric value");
+    if (!map.emplace(std::move(key), value).second) throw decode_error(std::string(what) + " repeats a key");
+  }
+  return map;
+}
+
+// A task kind: any but 0 (the set is open; see fwd.hpp).
+inline task_kind read_kind(wire_reader& in) {
+  const auto kind = in.read<std::uint8_t>("task kind");
+  if (kind == 0) throw decode_error("task kind 0 names no task");  // the set is open: any other kind is carried
+  return static_cast<task_kind>(kind);
+}
+
+// cereal reports truncation and stream failures as cereal::Exception; callers see one type.
+template <class F>
+auto translating_cereal_errors(F&& decode) {
+  try {
+    return decode();
+  } catch (const cereal::Exception& error) {
+    throw decode_error(std::string("malformed input: ") + error.what());
+  }
+}
+
+
+// Writes the envelope and then `body(writer)`; `payload_bytes` sizes the buffer once.
+template <class Body>
+byte_buffer encode_message(wire_content content, std::size_t payload_bytes, Body body) {
+  byte_buffer bytes;
+  bytes.reserve(payload_bytes + 512);
+  wire_writer out(bytes);
+  write_envelope(out, content);
+  body(out);
+  return bytes;
+}
+
+// Checks the envelope, reads with `body(reader)`, and insists every byte was used.
+template <class Body>
+auto decode_message(std::span<const std::byte> bytes, const decode_limits& limits, wire_content content, Body body) {
+  return translating_cereal_errors([&] {
+    wire_reader in(bytes, limits);
+    read_envelope(in, content);
+    auto decoded = body(in);
+    in.expect_end();
+    return decoded;
+  });
+}
+
+}  // namespace detail
+
+/// A message decoded from its first bytes, and where the rest of its bytes belong.
+template <class Message>
+struct started_decode {
+  Message message;
+  /// Write the message's remaining bytes here, in order, before using `message`'s parameters;
+  /// it points into them, and a transport receives the model-sized tail straight into place.
+  std::span<std::byte> rest;
+};
+
+namespace detail {
+// Decodes a `total`-byte message from its `first` bytes, or returns nothing when the message
+// cannot be decoded before all of it has arrived (then decode it whole). Malformed input throws
+// decode_error as the whole decoders do.
+template <class Body>
+auto decode_message_start(std::span<const std::byte> first, std::uint64_t total, const decode_limits& limits,
+                          wire_content content, Body body)
+    -> std::optional<started_decode<decltype(body(std::declval<wire_reader&>()))>> {
+  try {
+    return translating_cereal_errors([&] {
+      wire_reader in(first, total, limits);
+      read_envelope(in, content);
+      auto decoded = body(in);
+      in.expect_end();
+      return std::optional{started_decode<decltype(decoded)>{std::move(decoded), in.deferred()}};
+    });
+  } catch (const incomplete_input&) {
+    return std::nullopt;
+  }
+}
+}  // namespace detail
+
+/// Encodes a parameter set (envelope, layout, one block of scalars).
+template <class P>
+[[nodiscard]] byte_buffer encode(const P& params) requires WireCodable<P>
+{
+  return detail::encode_message(wire_content::parameters, params.values().size_bytes(),
+                                [&](wire_writer& out) { wire_codec<P>::write(out, params); });
+}
+
+/// Decodes a parameter set. @throws decode_error on any malformed, truncated or oversized input.
+template <WireCodable P>
+[[nodiscard]] P decode(std::span<const std::byte> bytes, const decode_limits& limits = {}) {
+  return detail::decode_message(bytes, limits, wire_content::parameters,
+                                [](wire_reader& in) { return wire_codec<P>::read(in); });
+}
+
+/// A message encoded without copying its large scalar blocks: `bytes` with each of `blocks`
+/// spliced in at its offset. The blocks point into the encoded message, which must outlive this.
+struct gathered_encoding {
+  byte_buffer bytes;
+  std::vector<external_block> blocks;
+
+  /// Calls `piece(span)` for each non-empty piece of the message, in order.
+  template <class F>
+  void for_each_piece(F&& piece) const {
+    std::size_t at = 0;
+    const std::span<const std::byte> all(bytes);
+    for (const auto& block : blocks) {
+      if (block.offset > at) piece(all.subspan(at, block.offset - at));
+      if (!block.bytes.empty()) piece(block.bytes);
+      at = block.offset;
+    }
+    if (at < all.size()) piece(all.subspan(at));
+  }
+};
+
+}  // namespace flotilla
