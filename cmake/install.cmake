@@ -1,4 +1,5 @@
-# Install the headers and export flotilla::flotilla and flotilla::data for find_package.
+# Install the headers and export flotilla::flotilla, flotilla::data, flotilla::tcp and, when
+# built, flotilla::compiled for find_package.
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY include/flotilla DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -6,14 +7,19 @@ install(TARGETS flotilla flotilla_data EXPORT flotillaTargets)
 if(FLOTILLA_TCP)
   install(TARGETS flotilla_tcp EXPORT flotillaTargets)
 endif()
+if(FLOTILLA_SEPARATE_COMPILATION)
+  install(TARGETS flotilla_compiled EXPORT flotillaTargets)
+  set(flotilla_architecture "")  # a compiled library: only for this architecture
+else()
+  set(flotilla_architecture ARCH_INDEPENDENT)  # header-only: any architecture may use it
+endif()
 set(FLOTILLA_CONFIG_TCP ${FLOTILLA_TCP})
 install(EXPORT flotillaTargets NAMESPACE flotilla:: DESTINATION ${CMAKE_INSTALL_DATADIR}/cmake/flotilla)
 
 configure_package_config_file(cmake/flotillaConfig.cmake.in
   ${PROJECT_BINARY_DIR}/flotillaConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_DATADIR}/cmake/flotilla)
-# Header-only: any architecture may use it.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/flotillaConfigVersion.cmake
-  COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+  COMPATIBILITY SameMinorVersion ${flotilla_architecture})
 install(FILES ${PROJECT_BINARY_DIR}/flotillaConfig.cmake ${PROJECT_BINARY_DIR}/flotillaConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_DATADIR}/cmake/flotilla)

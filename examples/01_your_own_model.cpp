@@ -1,7 +1,11 @@
 // Your own model, federated: a straight line y = slope * x + intercept, its own parameter type,
 // its own data type. Three learners hold points from different stretches of the same line;
 // none could fit it from its own points alone, together they recover slope 2 and intercept 1.
-#include <flotilla/flotilla.hpp>
+// Only what it uses: the coordinator, the learner and the in-memory transport. Neither Eigen nor
+// cereal is parsed; they come in with Flotilla's own parameter type and wire format.
+#include <flotilla/coordinators/synchronous.hpp>
+#include <flotilla/round/learner.hpp>
+#include <flotilla/transport/in_memory.hpp>
 
 #include <array>
 #include <cstdio>

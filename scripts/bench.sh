@@ -45,25 +45,34 @@ plot for [i = 1:3] "$sweep" using 2:(\$1 == word(sizes, i) + 0 ? \$3 : NaN) with
 EOF
 echo "# plot written to ${plot#"$FLOTILLA_ROOT"/}"
 
-# Compile time: a file using Flotilla against one including only what Flotilla builds on.
-compile_seconds() {  # <source>: the best of three compilations, in seconds
-  local best="" start end
+# Compile time: a file using Flotilla against one including only what Flotilla builds on, header-
+# only and in the compiled mode (FLOTILLA_SEPARATE_COMPILATION, which linking flotilla::compiled
+# defines: the common instantiations are then compiled once in the library, not in the file).
+compile_seconds() {  # <source> [flags...]: the best of three compilations, in seconds
+  local source="$1" best="" start end
+  shift
   for _ in 1 2 3; do
     start=$(date +%s%N)
-    g++ -std=c++20 -O2 -I"$FLOTILLA_ROOT/include" -I/usr/include/eigen3 -DASIO_STANDALONE -c "$1" -o /dev/null
+    g++ -std=c++20 -O2 -I"$FLOTILLA_ROOT/include" -I/usr/include/eigen3 -DASIO_STANDALONE "$@" -c "$source" -o /dev/null
     end=$(date +%s%N)
     best=$(awk -v b="$best" -v t="$(((end - start) / 1000000))" 'BEGIN { print (b == "" || t < b) ? t : b }')
   done
   awk -v ms="$best" 'BEGIN { printf "%.2f", ms / 1000 }'
 }
-report_compile() {  # <name> <subject source> <baseline name> <baseline source>
-  local subject baseline
-  subject=$(compile_seconds "$2")
-  baseline=$(compile_seconds "$4")
-  awk -v n="$1" -v s="$subject" -v b="$3" -v bs="$baseline" \
+report_compile() {  # <name> <subject seconds> <baseline name> <baseline seconds>
+  awk -v n="$1" -v s="$2" -v b="$3" -v bs="$4" \
     'BEGIN { printf "name=%s value=%s unit=s baseline=%s ratio=%.3f\n", n, s, b, s / bs }'
 }
 echo "# compile time (g++ -O2, best of 3)"
 sources="$FLOTILLA_ROOT/benchmarks/compile_time"
-report_compile compile_federate_mlp "$sources/federate_mlp.cpp" eigen_cereal_headers_s "$sources/eigen_cereal_only.cpp"
-report_compile compile_tcp_learner "$sources/tcp_learner.cpp" asio_header_s "$sources/asio_only.cpp"
+compiled=-DFLOTILLA_SEPARATE_COMPILATION
+eigen_cereal=$(compile_seconds "$sources/eigen_cereal_only.cpp")
+report_compile compile_time_mlp "$(compile_seconds "$sources/federate_mlp.cpp")" eigen_cereal_headers_s "$eigen_cereal"
+report_compile compile_time_mlp_compiled "$(compile_seconds "$sources/federate_mlp.cpp" $compiled)" \
+  eigen_cereal_headers_s "$eigen_cereal"
+asio=$(compile_seconds "$sources/asio_only.cpp")
+report_compile compile_time_tcp_learner "$(compile_seconds "$sources/tcp_learner.cpp")" asio_header_s "$asio"
+report_compile compile_time_tcp_learner_compiled "$(compile_seconds "$sources/tcp_learner.cpp" $compiled)" \
+  asio_header_s "$asio"
+report_compile compile_time_own_model "$(compile_seconds "$FLOTILLA_ROOT/examples/01_your_own_model.cpp")" \
+  standard_headers_s "$(compile_seconds "$sources/own_model_std_only.cpp")"

@@ -19,8 +19,9 @@ run_suite() {  # <build dir> <ctest exclusion regex> <cmake options...>
   ctest --test-dir "$build" -j "$FLOTILLA_JOBS" --output-on-failure --timeout 600 ${exclude:+-E "$exclude"}
 }
 
-# GCC, optimized with assertions on (no NDEBUG): Eigen checks dimensions and indices.
-run_suite "$FLOTILLA_ROOT/build/tests" "" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# GCC, optimized with assertions on (no NDEBUG): Eigen checks dimensions and indices. The
+# compiled mode is on so that the installed package holds flotilla::compiled for its consumer test.
+run_suite "$FLOTILLA_ROOT/build/tests" "" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLOTILLA_SEPARATE_COMPILATION=ON \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
 # Clang with sanitizers; the CMake packaging tests ran above and gain nothing from them. The
 # compile-fail tests run again: their expected diagnostics must hold for both compilers.

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/detail/aligned_allocator.hpp"
 #include "flotilla/detail/text.hpp"
@@ -187,5 +188,10 @@ class parameters {
 
 static_assert(ParameterSet<parameters<float>>);
 static_assert(ParameterSet<parameters<double>>);
+
+#ifdef FLOTILLA_EXTERN_TEMPLATES  // compiled once in flotilla::compiled
+extern template class parameters<float>;
+extern template class parameters<double>;
+#endif
 
 }  // namespace flotilla

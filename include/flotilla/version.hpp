@@ -6,5 +6,5 @@
 #define FLOTILLA_VERSION_PATCH 0
 
 namespace flotilla {
-inline constexpr const char* version = "0.2.0";
+inline constexpr const char* version = "0.3.0";
 }

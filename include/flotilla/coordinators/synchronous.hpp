@@ -105,32 +105,7 @@ class coordinator {
   }
 
   /// Runs one round and returns its record (also appended to the history).
-  const round_record& run_round() {
-    if (!started_) started_ = deadline_clock::now();
-    // Before the round's clock starts: waiting is not the round's work.
-    wait_for_learners(transport_, std::max(options_.quorum, options_.selection.minimum), options_.wait_for_learners);
-    const auto round_start = deadline_clock::now();
-    round_record record;
-    record.round = ++round_;
-    record.selected = select_learners(transport_.available(), options_.selection, engine_);
-    if (record.selected.size() < options_.quorum) {
-      record.note = "only " + std::to_string(record.selected.size()) + " learners available; the quorum is " +
-                    std::to_string(options_.quorum);
-    } else {
-      rejection_log rejections(record.rejections, options_.max_rejections_per_learner);
-      round_state<T> state{transport_, record, global_, engine_, rejections, exchange_, options_.max_examples_per_reply};
-      fit_phase<Rule>(rule_, options_.quorum).run(state, make_config(task_kind::fit));
-      if (record.status == round_status::aggregated)
-        evaluate_phase<parameters_type>(evaluator_, options_.evaluation_fraction)
-            .run(state, make_config(task_kind::evaluate));
-    }
-    const auto now = deadline_clock::now();
-    record.round_seconds = std::chrono::duration<double>(now - round_start).count();
-    record.elapsed_seconds = std::chrono::duration<double>(now - *started_).count();
-    history_.rounds.push_back(std::move(record));
-    for (const auto& observer : observers_) observer(history_.rounds.back());
-    return history_.rounds.back();
-  }
+  const round_record& run_round();
 
   /// The state between rounds, read in place: what a checkpoint saves.
   [[nodiscard]] coordinator_snapshot<parameters_type, Rule> snapshot() const {
@@ -181,5 +156,35 @@ class coordinator {
   evaluator evaluator_;
   std::vector<round_observer> observers_;
 };
+
+// Out of the class, so not inline: with FLOTILLA_SEPARATE_COMPILATION the common coordinators
+// are compiled once in the library (see the end of this file).
+template <Transport T, Aggregator<typename T::parameters_type> Rule>
+const round_record& coordinator<T, Rule>::run_round() {
+  if (!started_) started_ = deadline_clock::now();
+  // Before the round's clock starts: waiting is not the round's work.
+  wait_for_learners(transport_, std::max(options_.quorum, options_.selection.minimum), options_.wait_for_learners);
+  const auto round_start = deadline_clock::now();
+  round_record record;
+  record.round = ++round_;
+  record.selected = select_learners(transport_.available(), options_.selection, engine_);
+  if (record.selected.size() < options_.quorum) {
+    record.note = "only " + std::to_string(record.selected.size()) + " learners available; the quorum is " +
+                  std::to_string(options_.quorum);
+  } else {
+    rejection_log rejections(record.rejections, options_.max_rejections_per_learner);
+    round_state<T> state{transport_, record, global_, engine_, rejections, exchange_, options_.max_examples_per_reply};
+    fit_phase<Rule>(rule_, options_.quorum).run(state, make_config(task_kind::fit));
+    if (record.status == round_status::aggregated)
+      evaluate_phase<parameters_type>(evaluator_, options_.evaluation_fraction)
+          .run(state, make_config(task_kind::evaluate));
+  }
+  const auto now = deadline_clock::now();
+  record.round_seconds = std::chrono::duration<double>(now - round_start).count();
+  record.elapsed_seconds = std::chrono::duration<double>(now - *started_).count();
+  history_.rounds.push_back(std::move(record));
+  for (const auto& observer : observers_) observer(history_.rounds.back());
+  return history_.rounds.back();
+}
 
 }  // namespace flotilla

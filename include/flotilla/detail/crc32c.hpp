@@ -14,7 +14,18 @@
 #define FLOTILLA_HAVE_X86_CRC32C 1
 #endif
 
+#include "flotilla/detail/config.hpp"
+
 namespace flotilla::detail {
+
+/// CRC32C (Castagnoli) of `bytes`, continuing from `crc` (0 to start): call it chunk by chunk
+/// and get the same result as over the whole. Uses AVX-512 carry-less multiplication or the
+/// SSE4.2 instruction when the CPU has them.
+[[nodiscard]] FLOTILLA_DECL std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc = 0);
+[[nodiscard]] FLOTILLA_DECL std::uint32_t crc32c_portable(std::uint32_t state, const unsigned char* data,
+                                                          std::size_t size);
+
+#if FLOTILLA_HEADER_DEFINITIONS
 
 inline const std::array<std::uint32_t, 256>& crc32c_table() {
   static const auto table = [] {
@@ -29,7 +40,7 @@ inline const std::array<std::uint32_t, 256>& crc32c_table() {
   return table;
 }
 
-inline std::uint32_t crc32c_portable(std::uint32_t state, const unsigned char* data, std::size_t size) {
+FLOTILLA_DECL std::uint32_t crc32c_portable(std::uint32_t state, const unsigned char* data, std::size_t size) {
   const auto& table = crc32c_table();
   for (std::size_t i = 0; i < size; ++i) state = table[(state ^ data[i]) & 0xFF] ^ (state >> 8);
   return state;
@@ -168,10 +179,7 @@ FLOTILLA_CRC_FOLD_TARGET inline std::uint32_t crc32c_folding(std::uint32_t state
 #undef FLOTILLA_CRC_FOLD_TARGET
 #endif
 
-/// CRC32C (Castagnoli) of `bytes`, continuing from `crc` (0 to start): call it chunk by chunk
-/// and get the same result as over the whole. Uses AVX-512 carry-less multiplication or the
-/// SSE4.2 instruction when the CPU has them.
-[[nodiscard]] inline std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc = 0) {
+FLOTILLA_DECL std::uint32_t crc32c(std::span<const std::byte> bytes, std::uint32_t crc) {
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
   std::uint32_t state = ~crc;
 #ifdef FLOTILLA_HAVE_X86_CRC32C
@@ -183,5 +191,7 @@ FLOTILLA_CRC_FOLD_TARGET inline std::uint32_t crc32c_folding(std::uint32_t state
 #endif
   return ~crc32c_portable(state, data, bytes.size());
 }
+
+#endif  // FLOTILLA_HEADER_DEFINITIONS
 
 }  // namespace flotilla::detail

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/algorithms/fedprox.hpp"
 #include "flotilla/algorithms/scaffold/step_correction.hpp"
 #include "flotilla/arithmetic.hpp"
@@ -88,3 +89,15 @@ class linear_regression : public step_correction<linear_regression<Scalar>, para
 };
 
 }  // namespace flotilla
+
+#ifdef FLOTILLA_EXTERN_TEMPLATES  // compiled once in flotilla::compiled, with the federation around it
+#include "flotilla/coordinators/synchronous.hpp"
+#include "flotilla/round/learner.hpp"
+#include "flotilla/transport/in_memory.hpp"
+namespace flotilla {
+extern template class linear_regression<double>;
+extern template class learner<linear_regression<double>, regression_data<double>>;
+extern template class in_memory_transport<learner<linear_regression<double>, regression_data<double>>>;
+extern template class coordinator<in_memory_transport<learner<linear_regression<double>, regression_data<double>>>>;
+}  // namespace flotilla
+#endif

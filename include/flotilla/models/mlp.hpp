@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/algorithms/fedprox.hpp"
 #include "flotilla/algorithms/scaffold/step_correction.hpp"
 #include "flotilla/arithmetic.hpp"
@@ -54,71 +55,9 @@ class mlp : public step_correction<mlp<Scalar>, parameters<Scalar>> {
   [[nodiscard]] std::size_t inputs() const { return params_.layout().tensors()[0].shape[1]; }
   [[nodiscard]] std::size_t classes() const { return params_.layout().tensors()[2 * layers() - 2].shape[0]; }
 
-  local_result fit(const data_type& data, const fit_config& config) {
-    check(data);
-    const auto options = options_.with(config);
-    const auto rate = static_cast<Scalar>(options.learning_rate);
-    std::vector<matrix> activations(layers() + 1);
-    matrix delta, next_delta;
-    double loss_sum = 0;
-    std::size_t seen = 0;
-    proximal_term<parameters_type> proximal(params_, options.proximal_mu);
-    std::size_t steps = 0;
-    detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
-      proximal.before_step(params_);
-      ++steps;
-      const auto size = static_cast<Eigen::Index>(batch.size());
-      activations[0].resize(data.features.rows(), size);
-      for (Eigen::Index j = 0; j < size; ++j) activations[0].col(j) = data.features.col(static_cast<Eigen::Index>(batch[j]));
-      forward(activations);
-      // d(loss)/d(logits) of softmax cross-entropy: probabilities minus one-hot, over the batch.
-      delta = activations.back();
-      for (Eigen::Index j = 0; j < size; ++j) {
-        const auto label = data.labels[batch[j]];
-        loss_sum -= std::log(std::max(double(delta(label, j)), 1e-30));
-        delta(label, j) -= Scalar{1};
-      }
-      delta /= static_cast<Scalar>(size);
-      seen += batch.size();
-      for (std::size_t layer = layers(); layer-- > 0;) {
-        auto weight = params_.matrix(2 * layer);
-        auto bias = params_.vector(2 * layer + 1);
-        if (layer > 0)  // back through ReLU: its derivative is 1 where the activation is positive
-          next_delta = (weight.transpose() * delta).cwiseProduct(
-              (activations[layer].array() > Scalar{0}).template cast<Scalar>().matrix());
-        weight.noalias() -= rate * delta * activations[layer].transpose();
-        bias.noalias() -= rate * delta.rowwise().sum();
-        if (layer > 0) delta.swap(next_delta);
-      }
-      proximal.after_step(params_, options.learning_rate);
-      this->apply_step_correction(params_, options.learning_rate);
-    });
-    this->record_fit({steps, options.learning_rate});
-    return {static_cast<std::int64_t>(data.size()), {{"loss", seen ? loss_sum / double(seen) : 0.0}}};
-  }
+  local_result fit(const data_type& data, const fit_config& config);
 
-  [[nodiscard]] local_result evaluate(const data_type& data) const {
-    check(data);
-    constexpr Eigen::Index chunk = 1024;
-    std::vector<matrix> activations(layers() + 1);
-    double loss_sum = 0;
-    std::size_t correct = 0;
-    const auto count = static_cast<Eigen::Index>(data.size());
-    for (Eigen::Index start = 0; start < count; start += chunk) {
-      const auto size = std::min(chunk, count - start);
-      activations[0] = data.features.middleCols(start, size);
-      forward(activations);
-      for (Eigen::Index j = 0; j < size; ++j) {
-        const auto label = data.labels[static_cast<std::size_t>(start + j)];
-        Eigen::Index predicted = 0;
-        activations.back().col(j).maxCoeff(&predicted);
-        correct += predicted == label;
-        loss_sum -= std::log(std::max(double(activations.back()(label, j)), 1e-30));
-      }
-    }
-    const double n = static_cast<double>(std::max<std::size_t>(data.size(), 1));
-    return {static_cast<std::int64_t>(data.size()), {{"loss", loss_sum / n}, {"accuracy", double(correct) / n}}};
-  }
+  [[nodiscard]] local_result evaluate(const data_type& data) const;
 
   /// Class probabilities, one column per example column of `features`.
   [[nodiscard]] matrix predict(const matrix& features) const {
@@ -175,6 +114,76 @@ class mlp : public step_correction<mlp<Scalar>, parameters<Scalar>> {
   sgd_options options_;
 };
 
+template <class Scalar>
+local_result mlp<Scalar>::evaluate(const data_type& data) const {
+  check(data);
+  constexpr Eigen::Index chunk = 1024;
+  std::vector<matrix> activations(layers() + 1);
+  double loss_sum = 0;
+  std::size_t correct = 0;
+  const auto count = static_cast<Eigen::Index>(data.size());
+  for (Eigen::Index start = 0; start < count; start += chunk) {
+    const auto size = std::min(chunk, count - start);
+    activations[0] = data.features.middleCols(start, size);
+    forward(activations);
+    for (Eigen::Index j = 0; j < size; ++j) {
+      const auto label = data.labels[static_cast<std::size_t>(start + j)];
+      Eigen::Index predicted = 0;
+      activations.back().col(j).maxCoeff(&predicted);
+      correct += predicted == label;
+      loss_sum -= std::log(std::max(double(activations.back()(label, j)), 1e-30));
+    }
+  }
+  const double n = static_cast<double>(std::max<std::size_t>(data.size(), 1));
+  return {static_cast<std::int64_t>(data.size()), {{"loss", loss_sum / n}, {"accuracy", double(correct) / n}}};
+}
+
+// Out of the class, so not inline: with FLOTILLA_SEPARATE_COMPILATION, mlp<float> is
+// instantiated once in the compiled library instead of in every user's file.
+template <class Scalar>
+local_result mlp<Scalar>::fit(const data_type& data, const fit_config& config) {
+  check(data);
+  const auto options = options_.with(config);
+  const auto rate = static_cast<Scalar>(options.learning_rate);
+  std::vector<matrix> activations(layers() + 1);
+  matrix delta, next_delta;
+  double loss_sum = 0;
+  std::size_t seen = 0;
+  proximal_term<parameters_type> proximal(params_, options.proximal_mu);
+  std::size_t steps = 0;
+  detail::for_each_minibatch(data.size(), options, config.seed, [&](std::span<const std::size_t> batch) {
+    proximal.before_step(params_);
+    ++steps;
+    const auto size = static_cast<Eigen::Index>(batch.size());
+    activations[0].resize(data.features.rows(), size);
+    for (Eigen::Index j = 0; j < size; ++j) activations[0].col(j) = data.features.col(static_cast<Eigen::Index>(batch[j]));
+    forward(activations);
+    // d(loss)/d(logits) of softmax cross-entropy: probabilities minus one-hot, over the batch.
+    delta = activations.back();
+    for (Eigen::Index j = 0; j < size; ++j) {
+      const auto label = data.labels[batch[j]];
+      loss_sum -= std::log(std::max(double(delta(label, j)), 1e-30));
+      delta(label, j) -= Scalar{1};
+    }
+    delta /= static_cast<Scalar>(size);
+    seen += batch.size();
+    for (std::size_t layer = layers(); layer-- > 0;) {
+      auto weight = params_.matrix(2 * layer);
+      auto bias = params_.vector(2 * layer + 1);
+      if (layer > 0)  // back through ReLU: its derivative is 1 where the activation is positive
+        next_delta = (weight.transpose() * delta).cwiseProduct(
+            (activations[layer].array() > Scalar{0}).template cast<Scalar>().matrix());
+      weight.noalias() -= rate * delta * activations[layer].transpose();
+      bias.noalias() -= rate * delta.rowwise().sum();
+      if (layer > 0) delta.swap(next_delta);
+    }
+    proximal.after_step(params_, options.learning_rate);
+    this->apply_step_correction(params_, options.learning_rate);
+  });
+  this->record_fit({steps, options.learning_rate});
+  return {static_cast<std::int64_t>(data.size()), {{"loss", seen ? loss_sum / double(seen) : 0.0}}};
+}
+
 /// Softmax (multinomial logistic) regression: an MLP without hidden layers.
 template <class Scalar = float>
 class softmax_regression : public mlp<Scalar> {
@@ -184,3 +193,17 @@ class softmax_regression : public mlp<Scalar> {
 };
 
 }  // namespace flotilla
+
+#ifdef FLOTILLA_EXTERN_TEMPLATES  // compiled once in flotilla::compiled, with the federation around it
+#include "flotilla/coordinators/synchronous.hpp"
+#include "flotilla/round/learner.hpp"
+#include "flotilla/transport/in_memory.hpp"
+namespace flotilla {
+extern template class mlp<float>;
+extern template class softmax_regression<float>;
+extern template class learner<mlp<float>, classification_data<float>>;
+extern template class learner<softmax_regression<float>, classification_data<float>>;
+extern template class in_memory_transport<learner<mlp<float>, classification_data<float>>>;
+extern template class coordinator<in_memory_transport<learner<mlp<float>, classification_data<float>>>>;
+}  // namespace flotilla
+#endif

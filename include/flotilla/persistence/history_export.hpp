@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/detail/text.hpp"
 #include "flotilla/round/history.hpp"
 
@@ -13,7 +14,13 @@ namespace flotilla {
 
 /// The history as CSV: one row per round. Metric columns are the union of all rounds' metric
 /// names, prefixed by their source, left empty where a round has no value.
-[[nodiscard]] inline std::string to_csv(const history& past) {
+[[nodiscard]] FLOTILLA_DECL std::string to_csv(const history& past);
+/// The history as JSON: {"stop_reason", "rounds": [{...every field of round_record}]}.
+[[nodiscard]] FLOTILLA_DECL std::string to_json(const history& past);
+
+#if FLOTILLA_HEADER_DEFINITIONS
+
+FLOTILLA_DECL std::string to_csv(const history& past) {
   std::set<std::string> columns;
   for (const auto& r : past.rounds) {
     for (const auto& [key, _] : r.fit_metrics) columns.insert("fit." + key);
@@ -46,8 +53,7 @@ namespace flotilla {
   return out;
 }
 
-/// The history as JSON: {"stop_reason", "rounds": [{...every field of round_record}]}.
-[[nodiscard]] inline std::string to_json(const history& past) {
+FLOTILLA_DECL std::string to_json(const history& past) {
   const auto metrics_json = [](const metrics& values) {
     std::string out = "{";
     for (const auto& [key, value] : values) {
@@ -82,5 +88,7 @@ namespace flotilla {
   }
   return out + "]}";
 }
+
+#endif  // FLOTILLA_HEADER_DEFINITIONS
 
 }  // namespace flotilla

@@ -34,28 +34,7 @@ class learner {
   [[nodiscard]] learner_id id() const { return id_; }
   [[nodiscard]] const M& model() const { return model_; }
 
-  [[nodiscard]] reply<parameters_type> handle(const task<parameters_type>& work) {
-    if (!work.parameters) throw task_error("task for round " + std::to_string(work.round) + " carries no parameters");
-    model_.set_parameters(*work.parameters);
-    reply<parameters_type> answer{.learner = id_, .kind = work.kind, .round = work.round, .result = {}, .parameters = {}};
-    if (work.kind == task_kind::fit) {
-      fit_config config = work.config;
-      config.seed = mix_seed(config.seed, id_);  // each learner shuffles differently, reproducibly
-      answer.result = model_.fit(training_, config);
-      answer.parameters = parameters_type(model_.parameters());
-      return answer;
-    }
-    if (work.kind != task_kind::evaluate)
-      throw task_error("learner " + std::to_string(id_) + " does not handle " + to_string(work.kind) +
-                       " tasks; a round with stages of its own needs a learner that does");
-    if constexpr (EvaluableOn<M, Data>) {
-      if (!evaluation_) throw task_error("learner " + std::to_string(id_) + " has no evaluation data");
-      answer.result = model_.evaluate(*evaluation_);
-      return answer;
-    } else {
-      throw task_error("the model of learner " + std::to_string(id_) + " cannot evaluate");
-    }
-  }
+  [[nodiscard]] reply<parameters_type> handle(const task<parameters_type>& work);
 
  private:
   learner_id id_;
@@ -63,5 +42,32 @@ class learner {
   Data training_;
   std::optional<Data> evaluation_;
 };
+
+// Out of the class, so not inline: with FLOTILLA_SEPARATE_COMPILATION the common learners are
+// compiled once in the library.
+template <class M, class Data>
+  requires TrainableOn<M, Data>
+auto learner<M, Data>::handle(const task<parameters_type>& work) -> reply<parameters_type> {
+  if (!work.parameters) throw task_error("task for round " + std::to_string(work.round) + " carries no parameters");
+  model_.set_parameters(*work.parameters);
+  reply<parameters_type> answer{.learner = id_, .kind = work.kind, .round = work.round, .result = {}, .parameters = {}};
+  if (work.kind == task_kind::fit) {
+    fit_config config = work.config;
+    config.seed = mix_seed(config.seed, id_);  // each learner shuffles differently, reproducibly
+    answer.result = model_.fit(training_, config);
+    answer.parameters = parameters_type(model_.parameters());
+    return answer;
+  }
+  if (work.kind != task_kind::evaluate)
+    throw task_error("learner " + std::to_string(id_) + " does not handle " + to_string(work.kind) +
+                     " tasks; a round with stages of its own needs a learner that does");
+  if constexpr (EvaluableOn<M, Data>) {
+    if (!evaluation_) throw task_error("learner " + std::to_string(id_) + " has no evaluation data");
+    answer.result = model_.evaluate(*evaluation_);
+    return answer;
+  } else {
+    throw task_error("the model of learner " + std::to_string(id_) + " cannot evaluate");
+  }
+}
 
 }  // namespace flotilla

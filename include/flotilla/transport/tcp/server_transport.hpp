@@ -44,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/detail/text.hpp"
 #include "flotilla/concepts/transport.hpp"
@@ -769,3 +770,11 @@ class server_transport {
 };
 
 }  // namespace flotilla::tcp
+
+#ifdef FLOTILLA_EXTERN_TEMPLATES  // compiled once in flotilla::compiled, with the coordinator over it
+#include "flotilla/coordinators/synchronous.hpp"
+namespace flotilla {
+extern template class tcp::server_transport<parameters<float>>;
+extern template class coordinator<tcp::server_transport<parameters<float>>>;
+}  // namespace flotilla
+#endif
