@@ -48,7 +48,7 @@ function(flotilla_layer path out)
 endfunction()
 
 get_filename_component(ROOT "${ROOT}" ABSOLUTE)
-file(GLOB_RECURSE headers RELATIVE ${ROOT} ${ROOT}/flotilla/*.hpp)
+file(GLOB_RECURSE headers RELATIVE ${ROOT} ${ROOT}/flotilla/*.hpp ${ROOT}/flotilla/*.ipp)
 set(violations 0)
 foreach(header IN LISTS headers)
   flotilla_layer(${header} own)

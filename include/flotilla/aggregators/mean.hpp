@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "flotilla/arithmetic.hpp"
-#include "flotilla/detail/config.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/detail/parallel.hpp"
@@ -120,10 +119,3 @@ using mean = basic_mean<P, equal_weights>;
 
 }  // namespace flotilla
 
-#ifdef FLOTILLA_EXTERN_TEMPLATES  // compiled once in flotilla::compiled
-#include "flotilla/parameters.hpp"
-namespace flotilla {
-extern template class basic_mean<parameters<float>, by_examples>;
-extern template class basic_mean<parameters<double>, by_examples>;
-}  // namespace flotilla
-#endif

@@ -95,6 +95,7 @@ class linear_regression : public step_correction<linear_regression<Scalar>, para
 #include "flotilla/round/learner.hpp"
 #include "flotilla/transport/in_memory.hpp"
 namespace flotilla {
+extern template class basic_mean<parameters<double>, by_examples>;  // weighted_mean
 extern template class linear_regression<double>;
 extern template class learner<linear_regression<double>, regression_data<double>>;
 extern template class in_memory_transport<learner<linear_regression<double>, regression_data<double>>>;

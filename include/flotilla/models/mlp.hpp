@@ -199,6 +199,7 @@ class softmax_regression : public mlp<Scalar> {
 #include "flotilla/round/learner.hpp"
 #include "flotilla/transport/in_memory.hpp"
 namespace flotilla {
+extern template class basic_mean<parameters<float>, by_examples>;  // weighted_mean
 extern template class mlp<float>;
 extern template class softmax_regression<float>;
 extern template class learner<mlp<float>, classification_data<float>>;

@@ -774,6 +774,7 @@ class server_transport {
 #ifdef FLOTILLA_EXTERN_TEMPLATES  // compiled once in flotilla::compiled, with the coordinator over it
 #include "flotilla/coordinators/synchronous.hpp"
 namespace flotilla {
+extern template class basic_mean<parameters<float>, by_examples>;  // weighted_mean
 extern template class tcp::server_transport<parameters<float>>;
 extern template class coordinator<tcp::server_transport<parameters<float>>>;
 }  // namespace flotilla
