@@ -6,9 +6,12 @@
 #include <flotilla/models.hpp>
 #include <flotilla/data/fashion_mnist.hpp>
 #include <flotilla/detail/crc32c.hpp>
+#include <flotilla/persistence/checkpoint.hpp>
 #include <flotilla/persistence/history_export.hpp>
 #ifdef FLOTILLA_COMPILED_TCP
 #include <flotilla/transport/tcp/detail/client_core.hpp>
+#include <flotilla/transport/tcp/frame.hpp>
+#include <flotilla/transport/tcp/protocol.hpp>
 #include <flotilla/transport/tcp/server_transport.hpp>
 #endif
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/data/dataset.hpp"
 #include "flotilla/errors.hpp"
 
@@ -24,7 +25,26 @@ enum class fashion_mnist_split : std::uint8_t { train, test };
 
 namespace detail {
 
-inline std::vector<std::uint8_t> read_gzip(const std::filesystem::path& file) {
+FLOTILLA_DECL std::vector<std::uint8_t> read_gzip(const std::filesystem::path& file);
+
+FLOTILLA_DECL std::uint32_t big_endian_u32(const std::vector<std::uint8_t>& bytes, std::size_t at);
+
+/// Checks an IDX header (magic 0x000008NN: unsigned bytes, NN dimensions) and the payload size;
+/// returns the dimensions.
+FLOTILLA_DECL std::vector<std::size_t> idx_dimensions(const std::vector<std::uint8_t>& bytes, std::uint32_t rank,
+                                                      const std::filesystem::path& file);
+
+}  // namespace detail
+
+/// Loads one split: features are pixels scaled to [0, 1], 784 rows, one column per image;
+/// labels in [0, 10).
+/// @throws data_error naming the missing file and the package to install, or what is malformed.
+[[nodiscard]] FLOTILLA_DECL classification_data<float> load_fashion_mnist(
+    fashion_mnist_split split, const std::filesystem::path& directory = fashion_mnist_default_directory);
+
+#if FLOTILLA_HEADER_DEFINITIONS
+namespace detail {
+FLOTILLA_DECL std::vector<std::uint8_t> read_gzip(const std::filesystem::path& file) {
   if (!std::filesystem::exists(file))
     throw data_error("Fashion-MNIST file " + file.string() +
                      " is missing; install Debian's package with: sudo apt-get install dataset-fashion-mnist");
@@ -41,15 +61,13 @@ inline std::vector<std::uint8_t> read_gzip(const std::filesystem::path& file) {
   return bytes;
 }
 
-inline std::uint32_t big_endian_u32(const std::vector<std::uint8_t>& bytes, std::size_t at) {
+FLOTILLA_DECL std::uint32_t big_endian_u32(const std::vector<std::uint8_t>& bytes, std::size_t at) {
   return std::uint32_t(bytes[at]) << 24 | std::uint32_t(bytes[at + 1]) << 16 | std::uint32_t(bytes[at + 2]) << 8 |
          std::uint32_t(bytes[at + 3]);
 }
 
-/// Checks an IDX header (magic 0x000008NN: unsigned bytes, NN dimensions) and the payload size;
-/// returns the dimensions.
-inline std::vector<std::size_t> idx_dimensions(const std::vector<std::uint8_t>& bytes, std::uint32_t rank,
-                                               const std::filesystem::path& file) {
+FLOTILLA_DECL std::vector<std::size_t> idx_dimensions(const std::vector<std::uint8_t>& bytes, std::uint32_t rank,
+                                                      const std::filesystem::path& file) {
   const std::size_t header = 4 + 4 * std::size_t{rank};
   if (bytes.size() < header || big_endian_u32(bytes, 0) != (0x0800u | rank))
     throw data_error(file.string() + " is not an IDX file of unsigned bytes with " + std::to_string(rank) +
@@ -65,14 +83,9 @@ inline std::vector<std::size_t> idx_dimensions(const std::vector<std::uint8_t>& 
                      std::to_string(payload));
   return dimensions;
 }
-
 }  // namespace detail
-
-/// Loads one split: features are pixels scaled to [0, 1], 784 rows, one column per image;
-/// labels in [0, 10).
-/// @throws data_error naming the missing file and the package to install, or what is malformed.
-[[nodiscard]] inline classification_data<float> load_fashion_mnist(
-    fashion_mnist_split split, const std::filesystem::path& directory = fashion_mnist_default_directory) {
+FLOTILLA_DECL classification_data<float> load_fashion_mnist(
+    fashion_mnist_split split, const std::filesystem::path& directory) {
   const std::string prefix = split == fashion_mnist_split::train ? "train" : "t10k";
   const auto image_file = directory / (prefix + "-images-idx3-ubyte.gz");
   const auto label_file = directory / (prefix + "-labels-idx1-ubyte.gz");
@@ -95,5 +108,6 @@ inline std::vector<std::size_t> idx_dimensions(const std::vector<std::uint8_t>& 
   }
   return data;
 }
+#endif  // FLOTILLA_HEADER_DEFINITIONS
 
 }  // namespace flotilla

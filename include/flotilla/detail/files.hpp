@@ -18,6 +18,7 @@
 #define FLOTILLA_HAVE_FSYNC 1
 #endif
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/errors.hpp"
 
 namespace flotilla {
@@ -25,14 +26,41 @@ namespace flotilla {
 namespace detail {
 // Flushes a file's (or directory's) contents to the disk; true on success. Where the system has
 // no fsync, a flush of the C stream is all there is.
-inline bool sync_to_disk([[maybe_unused]] std::FILE* file) {
+FLOTILLA_DECL bool sync_to_disk([[maybe_unused]] std::FILE* file);
+FLOTILLA_DECL void sync_directory([[maybe_unused]] const std::filesystem::path& directory);
+}  // namespace detail
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it is written and flushed
+/// to disk, renamed over it, and the directory flushed so the rename itself survives a crash.
+/// @throws file_error naming the file on any failure.
+FLOTILLA_DECL void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes);
+
+/// The bytes of the file at `path`. @throws file_error naming the file if it cannot be read.
+template <class Bytes = std::vector<std::byte>>
+[[nodiscard]] Bytes read_file(const std::filesystem::path& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) throw file_error(errno, std::generic_category(), "cannot open " + path.string());
+  Bytes bytes;
+  std::byte chunk[1 << 16];
+  std::size_t got = 0;
+  while ((got = std::fread(chunk, 1, sizeof chunk, file)) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) throw file_error(EIO, std::generic_category(), "cannot read " + path.string());
+  return bytes;
+}
+
+#if FLOTILLA_HEADER_DEFINITIONS
+namespace detail {
+FLOTILLA_DECL bool sync_to_disk([[maybe_unused]] std::FILE* file) {
 #ifdef FLOTILLA_HAVE_FSYNC
   return ::fsync(::fileno(file)) == 0;
 #else
   return true;
 #endif
 }
-inline void sync_directory([[maybe_unused]] const std::filesystem::path& directory) {
+
+FLOTILLA_DECL void sync_directory([[maybe_unused]] const std::filesystem::path& directory) {
 #ifdef FLOTILLA_HAVE_FSYNC
   const int handle = ::open(directory.empty() ? "." : directory.c_str(), O_RDONLY);
   if (handle < 0) return;  // the rename happened; only its durability is not confirmed
@@ -41,11 +69,7 @@ inline void sync_directory([[maybe_unused]] const std::filesystem::path& directo
 #endif
 }
 }  // namespace detail
-
-/// Replaces `path` with `bytes` atomically: a temporary file beside it is written and flushed
-/// to disk, renamed over it, and the directory flushed so the rename itself survives a crash.
-/// @throws std::system_error naming the file on any failure.
-inline void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {
+FLOTILLA_DECL void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {
   const auto temporary = std::filesystem::path(path).concat(".tmp");
   const auto fail = [&](const char* what) {
     const int error = errno;
@@ -65,20 +89,6 @@ inline void write_file_atomically(const std::filesystem::path& path, std::span<c
   }
   detail::sync_directory(path.parent_path());
 }
-
-/// The bytes of the file at `path`. @throws std::system_error naming the file if it cannot be read.
-template <class Bytes = std::vector<std::byte>>
-[[nodiscard]] Bytes read_file(const std::filesystem::path& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (!file) throw file_error(errno, std::generic_category(), "cannot open " + path.string());
-  Bytes bytes;
-  std::byte chunk[1 << 16];
-  std::size_t got = 0;
-  while ((got = std::fread(chunk, 1, sizeof chunk, file)) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
-  const bool failed = std::ferror(file) != 0;
-  std::fclose(file);
-  if (failed) throw file_error(EIO, std::generic_category(), "cannot read " + path.string());
-  return bytes;
-}
+#endif  // FLOTILLA_HEADER_DEFINITIONS
 
 }  // namespace flotilla

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/concepts/checkpointable.hpp"
 #include "flotilla/concepts/wire_codable.hpp"
 #include "flotilla/detail/files.hpp"
@@ -27,72 +28,12 @@ inline constexpr decode_limits checkpoint_limits{.max_scalars = std::uint64_t{1}
 
 namespace detail {
 
-inline void write_ids(wire_writer& out, const std::vector<learner_id>& ids) {
-  out.write(static_cast<std::uint64_t>(ids.size()));
-  for (auto id : ids) out.write(id);
-}
-inline std::vector<learner_id> read_ids(wire_reader& in) {
-  std::vector<learner_id> ids(in.read_count(in.limits().max_entries, sizeof(learner_id), "learner count"));
-  for (auto& id : ids) id = in.read<learner_id>("learner id");
-  return ids;
-}
+FLOTILLA_DECL void write_ids(wire_writer& out, const std::vector<learner_id>& ids);
+FLOTILLA_DECL std::vector<learner_id> read_ids(wire_reader& in);
 
-inline void write_history(wire_writer& out, const history& past) {
-  out.write_string(past.stop_reason);
-  out.write(static_cast<std::uint64_t>(past.rounds.size()));
-  for (const auto& r : past.rounds) {
-    out.write(r.round);
-    out.write(static_cast<std::uint8_t>(r.status));
-    out.write_string(r.note);
-    write_ids(out, r.selected);
-    write_ids(out, r.participants);
-    write_ids(out, r.evaluated);
-    out.write(static_cast<std::uint64_t>(r.rejections.size()));
-    for (const auto& rejected : r.rejections) {
-      out.write(rejected.learner);
-      out.write(static_cast<std::uint8_t>(rejected.kind));
-      out.write(rejected.round);
-      out.write_string(rejected.reason);
-    }
-    out.write(r.examples);
-    write_map(out, r.fit_metrics);
-    write_map(out, r.federated_metrics);
-    write_map(out, r.central_metrics);
-    for (double seconds : {r.fit_seconds, r.evaluate_seconds, r.round_seconds, r.elapsed_seconds}) out.write(seconds);
-  }
-}
+FLOTILLA_DECL void write_history(wire_writer& out, const history& past);
 
-inline history read_history(wire_reader& in) {
-  history past;
-  past.stop_reason = in.read_string("stop reason");
-  // A round takes at least its fixed fields: 8 + 1 + 4 + 3 * 8 + 8 + 8 + 3 * 8 + 4 * 8 bytes.
-  past.rounds.resize(in.read_count(in.limits().max_entries, 109, "round count"));
-  for (auto& r : past.rounds) {
-    r.round = in.read<std::uint64_t>("round");
-    const auto status = in.read<std::uint8_t>("round status");
-    if (status > static_cast<std::uint8_t>(round_status::discarded))
-      throw decode_error("unknown round status " + std::to_string(status));
-    r.status = static_cast<round_status>(status);
-    r.note = in.read_string("round note");
-    r.selected = read_ids(in);
-    r.participants = read_ids(in);
-    r.evaluated = read_ids(in);
-    r.rejections.resize(in.read_count(in.limits().max_entries, 8 + 1 + 8 + 4, "rejection count"));
-    for (auto& rejected : r.rejections) {
-      rejected.learner = in.read<learner_id>("learner id");
-      rejected.kind = read_kind(in);
-      rejected.round = in.read<std::uint64_t>("round");
-      rejected.reason = in.read_string("reason");
-    }
-    r.examples = in.read<std::int64_t>("examples");
-    r.fit_metrics = read_map(in, "fit metric count");
-    r.federated_metrics = read_map(in, "federated metric count");
-    r.central_metrics = read_map(in, "central metric count");
-    for (double* seconds : {&r.fit_seconds, &r.evaluate_seconds, &r.round_seconds, &r.elapsed_seconds})
-      *seconds = in.read<double>("duration");
-  }
-  return past;
-}
+FLOTILLA_DECL history read_history(wire_reader& in);
 
 }  // namespace detail
 
@@ -163,5 +104,77 @@ template <class C>
 void checkpoint_every_round(C& coordinator, std::filesystem::path path) {
   coordinator.on_round([&coordinator, path = std::move(path)](const round_record&) { save_checkpoint(coordinator, path); });
 }
+
+#if FLOTILLA_HEADER_DEFINITIONS
+namespace detail {
+FLOTILLA_DECL void write_ids(wire_writer& out, const std::vector<learner_id>& ids) {
+  out.write(static_cast<std::uint64_t>(ids.size()));
+  for (auto id : ids) out.write(id);
+}
+
+FLOTILLA_DECL std::vector<learner_id> read_ids(wire_reader& in) {
+  std::vector<learner_id> ids(in.read_count(in.limits().max_entries, sizeof(learner_id), "learner count"));
+  for (auto& id : ids) id = in.read<learner_id>("learner id");
+  return ids;
+}
+
+FLOTILLA_DECL void write_history(wire_writer& out, const history& past) {
+  out.write_string(past.stop_reason);
+  out.write(static_cast<std::uint64_t>(past.rounds.size()));
+  for (const auto& r : past.rounds) {
+    out.write(r.round);
+    out.write(static_cast<std::uint8_t>(r.status));
+    out.write_string(r.note);
+    write_ids(out, r.selected);
+    write_ids(out, r.participants);
+    write_ids(out, r.evaluated);
+    out.write(static_cast<std::uint64_t>(r.rejections.size()));
+    for (const auto& rejected : r.rejections) {
+      out.write(rejected.learner);
+      out.write(static_cast<std::uint8_t>(rejected.kind));
+      out.write(rejected.round);
+      out.write_string(rejected.reason);
+    }
+    out.write(r.examples);
+    write_map(out, r.fit_metrics);
+    write_map(out, r.federated_metrics);
+    write_map(out, r.central_metrics);
+    for (double seconds : {r.fit_seconds, r.evaluate_seconds, r.round_seconds, r.elapsed_seconds}) out.write(seconds);
+  }
+}
+
+FLOTILLA_DECL history read_history(wire_reader& in) {
+  history past;
+  past.stop_reason = in.read_string("stop reason");
+  // A round takes at least its fixed fields: 8 + 1 + 4 + 3 * 8 + 8 + 8 + 3 * 8 + 4 * 8 bytes.
+  past.rounds.resize(in.read_count(in.limits().max_entries, 109, "round count"));
+  for (auto& r : past.rounds) {
+    r.round = in.read<std::uint64_t>("round");
+    const auto status = in.read<std::uint8_t>("round status");
+    if (status > static_cast<std::uint8_t>(round_status::discarded))
+      throw decode_error("unknown round status " + std::to_string(status));
+    r.status = static_cast<round_status>(status);
+    r.note = in.read_string("round note");
+    r.selected = read_ids(in);
+    r.participants = read_ids(in);
+    r.evaluated = read_ids(in);
+    r.rejections.resize(in.read_count(in.limits().max_entries, 8 + 1 + 8 + 4, "rejection count"));
+    for (auto& rejected : r.rejections) {
+      rejected.learner = in.read<learner_id>("learner id");
+      rejected.kind = read_kind(in);
+      rejected.round = in.read<std::uint64_t>("round");
+      rejected.reason = in.read_string("reason");
+    }
+    r.examples = in.read<std::int64_t>("examples");
+    r.fit_metrics = read_map(in, "fit metric count");
+    r.federated_metrics = read_map(in, "federated metric count");
+    r.central_metrics = read_map(in, "central metric count");
+    for (double* seconds : {&r.fit_seconds, &r.evaluate_seconds, &r.round_seconds, &r.elapsed_seconds})
+      *seconds = in.read<double>("duration");
+  }
+  return past;
+}
+}  // namespace detail
+#endif  // FLOTILLA_HEADER_DEFINITIONS
 
 }  // namespace flotilla

@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/detail/crc32c.hpp"
 #include "flotilla/detail/text.hpp"
 #include "flotilla/errors.hpp"
@@ -94,7 +95,21 @@ T load(const std::byte* at) {
 
 
 /// The 32 header bytes for a frame whose payload has the given size and checksum.
-[[nodiscard]] inline std::array<std::byte, header_size> encode_header(const frame_header& header) {
+[[nodiscard]] FLOTILLA_DECL std::array<std::byte, header_size> encode_header(const frame_header& header);
+
+/// Checks and decodes the 32 header bytes. @throws protocol_error naming what is wrong: magic,
+/// version (both versions named), type, reserved byte, header checksum, or a payload length over
+/// `max_payload` (before anything is allocated for it).
+[[nodiscard]] FLOTILLA_DECL frame_header decode_header(std::span<const std::byte> bytes, std::uint64_t max_payload);
+
+/// @throws protocol_error if a payload's `checksum` (computed as it arrived) is not the header's.
+FLOTILLA_DECL void verify_checksum(const frame_header& header, std::uint32_t checksum);
+
+/// @throws protocol_error if `payload` does not match the header's checksum.
+FLOTILLA_DECL void verify_payload(const frame_header& header, std::span<const std::byte> payload);
+
+#if FLOTILLA_HEADER_DEFINITIONS
+FLOTILLA_DECL std::array<std::byte, header_size> encode_header(const frame_header& header) {
   std::array<std::byte, header_size> out{};
   detail::store_u32(out.data(), frame_magic);
   detail::store_u16(out.data() + 4, protocol_version);
@@ -107,10 +122,7 @@ T load(const std::byte* at) {
   return out;
 }
 
-/// Checks and decodes the 32 header bytes. @throws protocol_error naming what is wrong: magic,
-/// version (both versions named), type, reserved byte, header checksum, or a payload length over
-/// `max_payload` (before anything is allocated for it).
-[[nodiscard]] inline frame_header decode_header(std::span<const std::byte> bytes, std::uint64_t max_payload) {
+FLOTILLA_DECL frame_header decode_header(std::span<const std::byte> bytes, std::uint64_t max_payload) {
   if (bytes.size() != header_size)
     throw protocol_error("frame header is " + std::to_string(bytes.size()) + " bytes; expected " +
                          std::to_string(header_size));
@@ -135,15 +147,14 @@ T load(const std::byte* at) {
   return header;
 }
 
-/// @throws protocol_error if a payload's `checksum` (computed as it arrived) is not the header's.
-inline void verify_checksum(const frame_header& header, std::uint32_t checksum) {
+FLOTILLA_DECL void verify_checksum(const frame_header& header, std::uint32_t checksum) {
   if (checksum != header.payload_checksum)
     throw protocol_error(std::string(to_string(header.type)) + " frame payload checksum mismatch");
 }
 
-/// @throws protocol_error if `payload` does not match the header's checksum.
-inline void verify_payload(const frame_header& header, std::span<const std::byte> payload) {
+FLOTILLA_DECL void verify_payload(const frame_header& header, std::span<const std::byte> payload) {
   verify_checksum(header, flotilla::detail::crc32c(payload));
 }
+#endif  // FLOTILLA_HEADER_DEFINITIONS
 
 }  // namespace flotilla::tcp

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "flotilla/detail/config.hpp"
 #include "flotilla/messages.hpp"
 #include "flotilla/wire/messages.hpp"
 #include "flotilla/transport/tcp/authentication.hpp"
@@ -30,25 +31,14 @@ struct outgoing_frame {
 };
 
 namespace detail {
-inline outgoing_frame framed(frame_type type, std::uint64_t round, std::vector<std::span<const std::byte>> pieces,
-                             std::shared_ptr<const void> owner) {
-  std::uint64_t size = 0;
-  std::uint32_t checksum = 0;
-  for (const auto piece : pieces) {
-    size += piece.size();
-    checksum = flotilla::detail::crc32c(piece, checksum);
-  }
-  return {encode_header({type, round, size, checksum}), std::move(pieces), std::move(owner)};
-}
+FLOTILLA_DECL outgoing_frame framed(frame_type type, std::uint64_t round,
+                                    std::vector<std::span<const std::byte>> pieces,
+                                    std::shared_ptr<const void> owner);
 }  // namespace detail
 
 /// A frame whose payload is `payload`'s bytes (none when null).
-[[nodiscard]] inline outgoing_frame make_frame(frame_type type, std::uint64_t round,
-                                               std::shared_ptr<const byte_buffer> payload = nullptr) {
-  std::vector<std::span<const std::byte>> pieces;
-  if (payload && !payload->empty()) pieces.emplace_back(*payload);
-  return detail::framed(type, round, std::move(pieces), std::move(payload));
-}
+[[nodiscard]] FLOTILLA_DECL outgoing_frame make_frame(frame_type type, std::uint64_t round,
+                                                      std::shared_ptr<const byte_buffer> payload = nullptr);
 
 /// A frame carrying a task or reply, encoded with encode_gathered: its parameters' scalars are
 /// written straight from `message`, which the frame keeps alive.
@@ -91,20 +81,7 @@ enum class refusal_code : std::uint8_t {
 
 /// The payload every frame type may carry, at most, before anything is read of it; tasks and
 /// replies are bounded by the model in play instead (this is only their ceiling).
-[[nodiscard]] inline std::uint64_t payload_limit(frame_type type, std::uint64_t model_message_limit) {
-  switch (type) {
-    case frame_type::heartbeat:
-    case frame_type::welcome:
-    case frame_type::goodbye: return 0;
-    case frame_type::challenge: return challenge_size;
-    case frame_type::hello: return 64;       // an id and a 32-byte proof, cereal-framed
-    case frame_type::refusal: return 16;     // a code
-    case frame_type::failure: return 1024;   // a kind and a reason cut to 1,000 bytes
-    case frame_type::task:
-    case frame_type::reply: return model_message_limit;
-  }
-  return 0;
-}
+[[nodiscard]] FLOTILLA_DECL std::uint64_t payload_limit(frame_type type, std::uint64_t model_message_limit);
 
 namespace detail {
 // Small control payloads: strings are bounded well below the frame limit.
@@ -135,11 +112,64 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
 }  // namespace detail
 
 /// The challenge's payload is the nonce itself.
-[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_challenge(const challenge_nonce& nonce) {
+[[nodiscard]] FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_challenge(const challenge_nonce& nonce);
+
+[[nodiscard]] FLOTILLA_DECL challenge_nonce decode_challenge(std::span<const std::byte> bytes);
+
+[[nodiscard]] FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_hello(const hello& greeting);
+
+[[nodiscard]] FLOTILLA_DECL hello decode_hello(std::span<const std::byte> bytes);
+
+[[nodiscard]] FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_refusal(refusal_code code);
+
+[[nodiscard]] FLOTILLA_DECL refusal_code decode_refusal(std::span<const std::byte> bytes);
+
+/// A reason as the payload of a failure frame, with the task kind it concerns.
+[[nodiscard]] FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_reason(task_kind kind, const std::string& reason);
+
+[[nodiscard]] FLOTILLA_DECL std::pair<task_kind, std::string> decode_reason(std::span<const std::byte> bytes);
+
+#if FLOTILLA_HEADER_DEFINITIONS
+namespace detail {
+FLOTILLA_DECL outgoing_frame framed(frame_type type, std::uint64_t round,
+                                    std::vector<std::span<const std::byte>> pieces,
+                                    std::shared_ptr<const void> owner) {
+  std::uint64_t size = 0;
+  std::uint32_t checksum = 0;
+  for (const auto piece : pieces) {
+    size += piece.size();
+    checksum = flotilla::detail::crc32c(piece, checksum);
+  }
+  return {encode_header({type, round, size, checksum}), std::move(pieces), std::move(owner)};
+}
+}  // namespace detail
+FLOTILLA_DECL outgoing_frame make_frame(frame_type type, std::uint64_t round,
+                                        std::shared_ptr<const byte_buffer> payload) {
+  std::vector<std::span<const std::byte>> pieces;
+  if (payload && !payload->empty()) pieces.emplace_back(*payload);
+  return detail::framed(type, round, std::move(pieces), std::move(payload));
+}
+
+FLOTILLA_DECL std::uint64_t payload_limit(frame_type type, std::uint64_t model_message_limit) {
+  switch (type) {
+    case frame_type::heartbeat:
+    case frame_type::welcome:
+    case frame_type::goodbye: return 0;
+    case frame_type::challenge: return challenge_size;
+    case frame_type::hello: return 64;       // an id and a 32-byte proof, cereal-framed
+    case frame_type::refusal: return 16;     // a code
+    case frame_type::failure: return 1024;   // a kind and a reason cut to 1,000 bytes
+    case frame_type::task:
+    case frame_type::reply: return model_message_limit;
+  }
+  return 0;
+}
+
+FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_challenge(const challenge_nonce& nonce) {
   return std::make_shared<const byte_buffer>(nonce.begin(), nonce.end());
 }
 
-[[nodiscard]] inline challenge_nonce decode_challenge(std::span<const std::byte> bytes) {
+FLOTILLA_DECL challenge_nonce decode_challenge(std::span<const std::byte> bytes) {
   if (bytes.size() != challenge_size)
     throw protocol_error("challenge holds " + std::to_string(bytes.size()) + " bytes; expected " +
                          std::to_string(challenge_size));
@@ -148,14 +178,14 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
   return nonce;
 }
 
-[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_hello(const hello& greeting) {
+FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_hello(const hello& greeting) {
   return detail::encode_control([&](wire_writer& out) {
     out.write(greeting.learner);
     for (const auto b : greeting.proof) out.write(static_cast<std::uint8_t>(b));
   });
 }
 
-[[nodiscard]] inline hello decode_hello(std::span<const std::byte> bytes) {
+FLOTILLA_DECL hello decode_hello(std::span<const std::byte> bytes) {
   return detail::decode_control(bytes, "hello", [](wire_reader& in) {
     hello greeting;
     greeting.learner = in.read<learner_id>("learner id");
@@ -164,11 +194,11 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
   });
 }
 
-[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_refusal(refusal_code code) {
+FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_refusal(refusal_code code) {
   return detail::encode_control([&](wire_writer& out) { out.write(static_cast<std::uint8_t>(code)); });
 }
 
-[[nodiscard]] inline refusal_code decode_refusal(std::span<const std::byte> bytes) {
+FLOTILLA_DECL refusal_code decode_refusal(std::span<const std::byte> bytes) {
   return detail::decode_control(bytes, "refusal", [](wire_reader& in) {
     const auto code = in.read<std::uint8_t>("refusal code");
     if (code < 1 || code > 3) throw decode_error("unknown refusal code " + std::to_string(code));
@@ -176,19 +206,19 @@ auto decode_control(std::span<const std::byte> bytes, const char* what, Body bod
   });
 }
 
-/// A reason as the payload of a failure frame, with the task kind it concerns.
-[[nodiscard]] inline std::shared_ptr<const byte_buffer> encode_reason(task_kind kind, const std::string& reason) {
+FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_reason(task_kind kind, const std::string& reason) {
   return detail::encode_control([&](wire_writer& out) {
     out.write(static_cast<std::uint8_t>(kind));
     out.write_string(reason.size() > 1000 ? reason.substr(0, 1000) : reason);
   });
 }
 
-[[nodiscard]] inline std::pair<task_kind, std::string> decode_reason(std::span<const std::byte> bytes) {
+FLOTILLA_DECL std::pair<task_kind, std::string> decode_reason(std::span<const std::byte> bytes) {
   return detail::decode_control(bytes, "reason", [](wire_reader& in) {
     const auto kind = flotilla::detail::read_kind(in);
     return std::pair{kind, in.read_string("reason")};
   });
 }
+#endif  // FLOTILLA_HEADER_DEFINITIONS
 
 }  // namespace flotilla::tcp
