@@ -70,9 +70,13 @@ eigen_cereal=$(compile_seconds "$sources/eigen_cereal_only.cpp")
 report_compile compile_time_mlp "$(compile_seconds "$sources/federate_mlp.cpp")" eigen_cereal_headers_s "$eigen_cereal"
 report_compile compile_time_mlp_compiled "$(compile_seconds "$sources/federate_mlp.cpp" $compiled)" \
   eigen_cereal_headers_s "$eigen_cereal"
+report_compile compile_time_mlp_compiled_lean_includes \
+  "$(compile_seconds "$sources/federate_mlp_lean.cpp" $compiled)" eigen_cereal_headers_s "$eigen_cereal"
 asio=$(compile_seconds "$sources/asio_only.cpp")
 report_compile compile_time_tcp_learner "$(compile_seconds "$sources/tcp_learner.cpp")" asio_header_s "$asio"
 report_compile compile_time_tcp_learner_compiled "$(compile_seconds "$sources/tcp_learner.cpp" $compiled)" \
   asio_header_s "$asio"
+report_compile compile_time_tcp_learner_compiled_lean_includes \
+  "$(compile_seconds "$sources/tcp_learner_lean.cpp" $compiled)" asio_header_s "$asio"
 report_compile compile_time_own_model "$(compile_seconds "$FLOTILLA_ROOT/examples/01_your_own_model.cpp")" \
   standard_headers_s "$(compile_seconds "$sources/own_model_std_only.cpp")"
