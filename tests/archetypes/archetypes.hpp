@@ -50,12 +50,14 @@ struct aggregator {
   parameter_set result() const { return last; }
 };
 
-struct transport {
-  using parameters_type = parameter_set;
+template <class P>
+struct transport_of {
+  using parameters_type = P;
   std::vector<flotilla::learner_id> available() const { return {}; }
-  void send(const flotilla::task<parameter_set>&, std::span<const flotilla::learner_id>) {}
-  std::optional<flotilla::message<parameter_set>> receive(flotilla::deadline_clock::time_point) { return {}; }
+  void send(const flotilla::task<P>&, std::span<const flotilla::learner_id>) {}
+  std::optional<flotilla::message<P>> receive(flotilla::deadline_clock::time_point) { return {}; }
 };
+using transport = transport_of<parameter_set>;
 
 // Near-misses, one requirement broken each.
 struct integer_parameters {  // scalars are not floating point
@@ -89,6 +91,33 @@ struct deaf_transport {  // cannot receive replies
   using parameters_type = parameter_set;
   std::vector<flotilla::learner_id> available() const { return {}; }
   void send(const flotilla::task<parameter_set>&, std::span<const flotilla::learner_id>) {}
+};
+
+struct vector_valued_parameters {  // values() returns a vector, not a span
+  using scalar_type = double;
+  std::vector<double> data = std::vector<double>(2);
+  std::vector<double> values() const { return data; }
+  int layout() const { return 0; }
+};
+
+struct model_of_vector_valued_parameters {  // a model whose parameters miss ParameterSet
+  vector_valued_parameters p;
+  const vector_valued_parameters& parameters() const { return p; }
+  void set_parameters(const vector_valued_parameters& q) { p = q; }
+  flotilla::local_result fit(const dataset&, const flotilla::fit_config&) { return {1, {}}; }
+};
+
+struct anonymous_learner {  // no id()
+  using parameters_type = parameter_set;
+  flotilla::reply<parameter_set> handle(const flotilla::task<parameter_set>&) { return {}; }
+};
+
+struct heap_parameters {  // a ParameterSet with heap storage: not FixedShapeParameters, no codec
+  using scalar_type = float;
+  std::vector<float> data = std::vector<float>(3);
+  std::span<float> values() { return data; }
+  std::span<const float> values() const { return data; }
+  std::size_t layout() const { return data.size(); }
 };
 
 }  // namespace archetypes

@@ -3,11 +3,13 @@
 // unsatisfied 'WireCodable' constraint.
 #include "../archetypes/archetypes.hpp"
 
+#include <flotilla/aggregators/mean.hpp>
 #include <flotilla/coordinators/synchronous.hpp>
 #include <flotilla/persistence/checkpoint.hpp>
 
 int main() {
-  archetypes::transport nobody;
-  flotilla::coordinator<archetypes::transport, archetypes::aggregator> federation(nobody, archetypes::parameter_set{});
+  using transport = archetypes::transport_of<archetypes::heap_parameters>;
+  transport nobody;
+  flotilla::coordinator<transport, flotilla::mean<archetypes::heap_parameters>> federation(nobody, archetypes::heap_parameters{});
   flotilla::checkpoint_every_round(federation, "run.checkpoint");
 }

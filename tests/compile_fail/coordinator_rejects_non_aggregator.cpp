@@ -1,5 +1,5 @@
 // Must not compile: a rule without merge() is not an Aggregator. Expected diagnostic (CTest
-// checks it): the unsatisfied 'Aggregator' constraint.
+// checks it): Aggregator requirement 3, by number.
 #include "../archetypes/archetypes.hpp"
 
 #include <flotilla/coordinators/synchronous.hpp>

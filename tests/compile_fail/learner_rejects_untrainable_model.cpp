@@ -1,5 +1,5 @@
 // Must not compile: a model without fit() cannot be a learner's model. Expected diagnostic (CTest
-// checks it): the unsatisfied 'TrainableOn' constraint.
+// checks it): the TrainableOn requirement, fit() missing.
 #include "../archetypes/archetypes.hpp"
 
 #include <flotilla/round/learner.hpp>

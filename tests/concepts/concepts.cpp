@@ -15,6 +15,16 @@ static_assert(flotilla::ParameterSet<flotilla::parameters<float>>);
 static_assert(!flotilla::ParameterSet<integer_parameters>);
 static_assert(!flotilla::ParameterSet<unlaid_parameters>);
 static_assert(!flotilla::ParameterSet<int>);
+static_assert(!flotilla::ParameterSet<vector_valued_parameters>);
+static_assert(flotilla::ParameterSet<heap_parameters>);
+
+// A type whose shape its type fixes gets a wire codec from the library; others need their own.
+static_assert(flotilla::FixedShapeParameters<parameter_set>);
+static_assert(flotilla::WireCodable<parameter_set>);
+static_assert(!flotilla::FixedShapeParameters<heap_parameters>);
+static_assert(!flotilla::WireCodable<heap_parameters>);
+static_assert(!flotilla::FixedShapeParameters<flotilla::parameters<float>>);  // its own codec carries the layout
+static_assert(flotilla::WireCodable<flotilla::parameters<float>>);
 
 static_assert(flotilla::Model<model>);
 static_assert(!flotilla::Model<read_only_model>);
@@ -39,6 +49,7 @@ static_assert(flotilla::Transport<flotilla::in_memory_transport<flotilla::learne
 static_assert(!flotilla::Transport<deaf_transport>);
 
 static_assert(flotilla::Learner<flotilla::learner<trainable_model, dataset>>);
+static_assert(!flotilla::Learner<anonymous_learner>);
 
 }  // namespace
 

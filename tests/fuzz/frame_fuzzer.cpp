@@ -40,8 +40,8 @@ void decode_both_ways(std::span<const std::byte> payload, std::size_t split, Who
   }
   try {
     if (auto started = start(payload.first(split), payload.size())) {
-      if (started->rest.size() != payload.size() - split) __builtin_trap();
-      std::ranges::copy(payload.subspan(split), started->rest.begin());
+      if (started->rest().size() != payload.size() - split) __builtin_trap();
+      std::ranges::copy(payload.subspan(split), started->rest().begin());
       streamed = std::move(started->message);
     } else {
       streamed = whole(payload);

@@ -237,10 +237,10 @@ TEST_CASE("a message is decoded from its first bytes and its scalars land in pla
     CHECK(message.round == 9);
     CHECK(message.result.metrics == answer.result.metrics);
     REQUIRE(message.parameters);
-    CHECK(started->rest.size() == bytes.size() - first);
-    if (!started->rest.empty())
-      CHECK(started->rest.data() == reinterpret_cast<std::byte*>(message.parameters->values().data()) + (first - prefix));
-    std::ranges::copy(std::span(bytes).subspan(first), started->rest.begin());
+    CHECK(started->rest().size() == bytes.size() - first);
+    if (!started->rest().empty())
+      CHECK(started->rest().data() == reinterpret_cast<std::byte*>(message.parameters->values().data()) + (first - prefix));
+    std::ranges::copy(std::span(bytes).subspan(first), started->rest().begin());
     CHECK(*message.parameters == *answer.parameters);
   }
 }
@@ -260,7 +260,7 @@ TEST_CASE("first bytes that end before the scalars ask for the whole message") {
   CHECK_FALSE(flotilla::decode_reply_start<params>(std::span(bare_bytes).first(bare_bytes.size() - 1), bare_bytes.size()));
   const auto complete = flotilla::decode_reply_start<params>(bare_bytes, bare_bytes.size());
   REQUIRE(complete);
-  CHECK(complete->rest.empty());
+  CHECK(complete->rest().empty());
   CHECK(complete->message.result.metrics == bare.result.metrics);
   // A task's scalars land in place too.
   const flotilla::task<params> work{.kind = flotilla::task_kind::fit, .round = 2,
@@ -269,8 +269,8 @@ TEST_CASE("first bytes that end before the scalars ask for the whole message") {
   const auto task_bytes = flotilla::encode(work);
   auto started = flotilla::decode_task_start<params>(std::span(task_bytes).first(1000), task_bytes.size());
   REQUIRE(started);
-  CHECK(started->rest.size() == task_bytes.size() - 1000);
-  std::ranges::copy(std::span(task_bytes).subspan(1000), started->rest.begin());
+  CHECK(started->rest().size() == task_bytes.size() - 1000);
+  std::ranges::copy(std::span(task_bytes).subspan(1000), started->rest().begin());
   CHECK(*started->message.parameters == *work.parameters);
 }
 

@@ -79,4 +79,26 @@ inline constexpr bool is_gathering_rule_v = [] {
   else return false;
 }();
 
+namespace detail {
+// See explain_parameter_set: one error naming the first unmet requirement.
+template <class A, class P>
+consteval bool explain_aggregator() {
+  if constexpr (Aggregator<A, P>) return true;
+  else if constexpr (!ParameterSet<P>) return explain_parameter_set<P>();
+  else if constexpr (!std::movable<A>)
+    static_assert(unmet_requirement<A>, "Aggregator: the rule must be movable; the coordinator keeps it by value");
+  else if constexpr (!requires(A& a, const P& p) { a.start(p); })
+    static_assert(unmet_requirement<A>, "Aggregator requirement 1: a.start(global) is missing for this parameter type");
+  else if constexpr (!requires(A& a, const P& p, std::int64_t examples) { a.accept(p, examples); })
+    static_assert(unmet_requirement<A>, "Aggregator requirement 2: a.accept(update, examples) is missing for this parameter type");
+  else if constexpr (!requires(A& a, const A& other) { a.merge(other); })
+    static_assert(unmet_requirement<A>, "Aggregator requirement 3: a.merge(other) is missing; it folds another rule's partial state in");
+  else if constexpr (!requires(const A& a) { { a.accepted() } -> std::convertible_to<std::size_t>; })
+    static_assert(unmet_requirement<A>, "Aggregator requirement 4: ca.accepted() on a const rule must return a count");
+  else
+    static_assert(unmet_requirement<A>, "Aggregator requirement 5: ca.result() on a const rule must return the parameter type");
+  return false;
+}
+}  // namespace detail
+
 }  // namespace flotilla

@@ -39,4 +39,21 @@ concept Learner = ParameterSet<typename L::parameters_type> &&
       { l.handle(work) } -> std::same_as<reply<typename L::parameters_type>>;
     };
 
+namespace detail {
+// See explain_parameter_set: one error naming the first unmet requirement.
+template <class L>
+consteval bool explain_learner() {
+  if constexpr (Learner<L>) return true;
+  else if constexpr (!requires { typename L::parameters_type; })
+    static_assert(unmet_requirement<L>, "Learner requirement 1: L::parameters_type is missing; name the ParameterSet it exchanges");
+  else if constexpr (!ParameterSet<typename L::parameters_type>)
+    return explain_parameter_set<typename L::parameters_type>();
+  else if constexpr (!requires(const L& l) { { l.id() } -> std::same_as<learner_id>; })
+    static_assert(unmet_requirement<L>, "Learner requirement 2: cl.id() on a const learner must return flotilla::learner_id");
+  else
+    static_assert(unmet_requirement<L>, "Learner requirement 3: l.handle(task) must return flotilla::reply<parameters_type>");
+  return false;
+}
+}  // namespace detail
+
 }  // namespace flotilla

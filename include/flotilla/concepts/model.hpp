@@ -53,4 +53,30 @@ concept EvaluableOn = Model<M> && requires(const M& m, const Data& data) {
   { m.evaluate(data) } -> std::same_as<local_result>;
 };
 
+namespace detail {
+// See explain_parameter_set: one error naming the first unmet requirement.
+template <class M>
+consteval bool explain_model() {
+  if constexpr (Model<M>) return true;
+  else if constexpr (!requires(const M& m) { m.parameters(); })
+    static_assert(unmet_requirement<M>, "Model requirement 1: cm.parameters() on a const model is missing; it returns the model's ParameterSet");
+  else if constexpr (!ParameterSet<parameters_of_t<M>>)
+    return explain_parameter_set<parameters_of_t<M>>();
+  else
+    static_assert(unmet_requirement<M>, "Model requirement 2: m.set_parameters(p) must accept the type parameters() returns");
+  return false;
+}
+
+template <class M, class Data>
+consteval bool explain_trainable_on() {
+  if constexpr (TrainableOn<M, Data>) return true;
+  else if constexpr (!Model<M>) return explain_model<M>();
+  else if constexpr (!requires(M& m, const Data& data, const fit_config& config) { m.fit(data, config); })
+    static_assert(unmet_requirement<M>, "TrainableOn requirement: m.fit(data, config) is missing for this data type (const Data&, const flotilla::fit_config&)");
+  else
+    static_assert(unmet_requirement<M>, "TrainableOn requirement: m.fit(data, config) must return flotilla::local_result");
+  return false;
+}
+}  // namespace detail
+
 }  // namespace flotilla

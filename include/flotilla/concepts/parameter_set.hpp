@@ -4,6 +4,7 @@
 #include <concepts>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 namespace flotilla {
 
@@ -65,5 +66,34 @@ template <ParameterSet P>
 [[nodiscard]] bool same_layout(const P& a, const P& b) {
   return a.values().size() == b.values().size() && a.layout() == b.layout();
 }
+
+namespace detail {
+/// False for every type, so a static_assert fires only in the branch that names its requirement.
+template <class...>
+inline constexpr bool unmet_requirement = false;
+
+/// The library's entry points call these explain_* checks, so a type that misses a contract gets
+/// one error naming the first unmet requirement in the concept's own numbering, at the
+/// compiler's default diagnostics depth.
+template <class P>
+consteval bool explain_parameter_set() {
+  if constexpr (ParameterSet<P>) return true;
+  else if constexpr (!requires { typename P::scalar_type; })
+    static_assert(unmet_requirement<P>, "ParameterSet requirement 1: P::scalar_type is missing; name the floating-point type of the values");
+  else if constexpr (!std::floating_point<typename P::scalar_type>)
+    static_assert(unmet_requirement<P>, "ParameterSet requirement 1: P::scalar_type must be a floating-point type");
+  else if constexpr (!requires(P& p) { { p.values() } -> std::same_as<std::span<typename P::scalar_type>>; })
+    static_assert(unmet_requirement<P>, "ParameterSet requirement 2: p.values() must return std::span<scalar_type>");
+  else if constexpr (!requires(const P& p) { { p.values() } -> std::same_as<std::span<const typename P::scalar_type>>; })
+    static_assert(unmet_requirement<P>, "ParameterSet requirement 2: on a const P, values() must return std::span<const scalar_type>");
+  else if constexpr (!requires(const P& p) { p.layout(); })
+    static_assert(unmet_requirement<P>, "ParameterSet requirement 3: p.layout() is missing on a const P");
+  else if constexpr (!std::equality_comparable<std::remove_cvref_t<decltype(std::declval<const P&>().layout())>>)
+    static_assert(unmet_requirement<P>, "ParameterSet requirement 3: the type p.layout() returns must be equality comparable");
+  else
+    static_assert(unmet_requirement<P>, "ParameterSet requirement 4: P must be copyable");
+  return false;
+}
+}  // namespace detail
 
 }  // namespace flotilla

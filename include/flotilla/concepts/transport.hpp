@@ -53,4 +53,23 @@ concept Transport = ParameterSet<typename T::parameters_type> &&
       { t.receive(deadline) } -> std::same_as<std::optional<message<typename T::parameters_type>>>;
     };
 
+namespace detail {
+// See explain_parameter_set: one error naming the first unmet requirement.
+template <class T>
+consteval bool explain_transport() {
+  if constexpr (Transport<T>) return true;
+  else if constexpr (!requires { typename T::parameters_type; })
+    static_assert(unmet_requirement<T>, "Transport requirement 1: T::parameters_type is missing; name the ParameterSet it carries");
+  else if constexpr (!ParameterSet<typename T::parameters_type>)
+    return explain_parameter_set<typename T::parameters_type>();
+  else if constexpr (!requires(T& t) { { t.available() } -> std::same_as<std::vector<learner_id>>; })
+    static_assert(unmet_requirement<T>, "Transport requirement 2: t.available() must return std::vector<flotilla::learner_id>");
+  else if constexpr (!requires(T& t, const task<typename T::parameters_type>& work, std::span<const learner_id> to) { t.send(work, to); })
+    static_assert(unmet_requirement<T>, "Transport requirement 3: t.send(task, learners) is missing (const task<P>&, std::span<const learner_id>)");
+  else
+    static_assert(unmet_requirement<T>, "Transport requirement 4: t.receive(deadline) must return std::optional<flotilla::message<P>>");
+  return false;
+}
+}  // namespace detail
+
 }  // namespace flotilla

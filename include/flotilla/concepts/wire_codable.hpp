@@ -2,6 +2,7 @@
 // The WireCodable contract: a parameter type that can cross a network or go into a file.
 
 #include <concepts>
+#include <type_traits>
 
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/fwd.hpp"
@@ -23,8 +24,9 @@ namespace flotilla {
 ///  - A type that uses `wire_reader::read_final_block` keeps its values in heap storage that
 ///    stays put when the object is moved (the block may be filled in place after decoding).
 ///
-/// `parameters<Scalar>` is provided by wire/codec.hpp. For your own type, specialize
-/// `flotilla::wire_codec` (see the README: "Your own parameter type over TCP"):
+/// wire/codec.hpp provides the codec of `parameters<Scalar>` and of every FixedShapeParameters
+/// type. For any other type, specialize `flotilla::wire_codec` (README: "Your own parameter type
+/// over TCP"; examples/06_your_own_parameters.cpp):
 /// @code
 /// template <> struct flotilla::wire_codec<my_parameters> {
 ///   static void write(flotilla::wire_writer& out, const my_parameters& p);
@@ -36,5 +38,33 @@ concept WireCodable = ParameterSet<P> && requires(wire_writer& out, wire_reader&
   wire_codec<P>::write(out, p);
   { wire_codec<P>::read(in) } -> std::same_as<P>;
 };
+
+/// @brief A parameter set whose type fixes its shape, which therefore needs no codec of its own.
+///
+/// Requirements: `P` is a `ParameterSet`, default-constructible (a default `P` has the one layout
+/// and size every `P` has) and trivially copyable (its values live inline, e.g. in a `std::array`,
+/// not on a heap its copies would share). The wire then carries only the scalars: a reader builds
+/// a default `P` and fills its values, refusing a message whose scalar count differs.
+template <class P>
+concept FixedShapeParameters = ParameterSet<P> && std::default_initializable<P> && std::is_trivially_copyable_v<P>;
+
+namespace detail {
+// See explain_parameter_set: one error naming the first unmet requirement.
+template <class P>
+consteval bool explain_wire_codable() {
+  if constexpr (WireCodable<P>) return true;
+  else if constexpr (!ParameterSet<P>) return explain_parameter_set<P>();
+  else if constexpr (!requires { sizeof(wire_codec<P>); })
+    static_assert(unmet_requirement<P>,
+                  "WireCodable: P has no flotilla::wire_codec<P>. A FixedShapeParameters type (default-constructible, "
+                  "values inline) gets one from <flotilla/wire/codec.hpp>; for any other, specialize "
+                  "flotilla::wire_codec<P> (README: \"Your own parameter type over TCP\")");
+  else if constexpr (!requires(wire_writer& out, const P& p) { wire_codec<P>::write(out, p); })
+    static_assert(unmet_requirement<P>, "WireCodable requirement 1: static void wire_codec<P>::write(flotilla::wire_writer&, const P&) is missing");
+  else
+    static_assert(unmet_requirement<P>, "WireCodable requirement 2: static P wire_codec<P>::read(flotilla::wire_reader&) is missing or returns another type");
+  return false;
+}
+}  // namespace detail
 
 }  // namespace flotilla

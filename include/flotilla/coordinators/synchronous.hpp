@@ -69,8 +69,14 @@ struct coordinator_options {
 };
 
 /// @brief Runs federated rounds with rule `Rule` (FedAvg by default) over transport `T`.
-template <Transport T, Aggregator<typename T::parameters_type> Rule = weighted_mean<typename T::parameters_type>>
+///
+/// `T` must be a `Transport` and `Rule` an `Aggregator` of its parameters; they are checked in the
+/// body rather than in the template head, so an error names the unmet requirement.
+template <class T, class Rule = weighted_mean<typename T::parameters_type>>
 class coordinator {
+  static_assert(detail::explain_transport<T>());
+  static_assert(detail::explain_aggregator<Rule, typename T::parameters_type>());
+
  public:
   using transport_type = T;
   using rule_type = Rule;
@@ -159,7 +165,7 @@ class coordinator {
 
 // Out of the class, so not inline: with FLOTILLA_SEPARATE_COMPILATION the common coordinators
 // are compiled once in the library (see the end of this file).
-template <Transport T, Aggregator<typename T::parameters_type> Rule>
+template <class T, class Rule>
 const round_record& coordinator<T, Rule>::run_round() {
   if (!started_) started_ = deadline_clock::now();
   // Before the round's clock starts: waiting is not the round's work.

@@ -18,9 +18,12 @@ namespace flotilla {
 /// `handle` loads the task's parameters into the model and then trains (fit) or evaluates on the
 /// local data. It throws when it cannot do the task; the transport turns that into a failure of
 /// this learner alone.
+///
+/// `M` must be `TrainableOn<Data>`; checked in the body so an error names the unmet requirement.
 template <class M, class Data>
-  requires TrainableOn<M, Data>
 class learner {
+  static_assert(detail::explain_trainable_on<M, Data>());
+
  public:
   using model_type = M;
   using data_type = Data;
@@ -46,7 +49,6 @@ class learner {
 // Out of the class, so not inline: with FLOTILLA_SEPARATE_COMPILATION the common learners are
 // compiled once in the library.
 template <class M, class Data>
-  requires TrainableOn<M, Data>
 auto learner<M, Data>::handle(const task<parameters_type>& work) -> reply<parameters_type> {
   if (!work.parameters) throw task_error("task for round " + std::to_string(work.round) + " carries no parameters");
   model_.set_parameters(*work.parameters);

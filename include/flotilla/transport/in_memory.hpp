@@ -52,8 +52,10 @@ message<typename L::parameters_type> handle_or_fail(L& learner, const task<typen
 /// A learner works on one task at a time: while it is busy it is not `available()`, and a task
 /// sent to it anyway fails with a reason. A learner that throws fails alone; the round goes on.
 /// The destructor waits for tasks already running.
-template <Learner L>
+template <class L>
 class in_memory_transport {
+  static_assert(detail::explain_learner<L>());  // in the body: an error names the unmet requirement
+
  public:
   using learner_type = L;
   using parameters_type = typename L::parameters_type;
@@ -149,8 +151,10 @@ class in_memory_transport {
 /// Memory is the learners training at once (at most one per worker) plus replies waiting to be
 /// folded, however large `count` is. Busy learners and failures behave as in in_memory_transport;
 /// a `make` that throws fails that learner alone.
-template <Learner L>
+template <class L>
 class on_demand_transport {
+  static_assert(detail::explain_learner<L>());
+
  public:
   using learner_type = L;
   using parameters_type = typename L::parameters_type;

@@ -23,6 +23,7 @@
 #include <ostream>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "flotilla/concepts/parameter_set.hpp"
@@ -169,10 +170,10 @@ class wire_reader {
     archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
   }
 
-  /// Reads a block that a codec knows is the last thing in its message. When the reader holds
-  /// only the message's first bytes, the block's missing tail is left for the caller: see
-  /// deferred(). The destination must be heap storage that stays put when the decoded object is
-  /// moved (as a vector's is).
+  /// Reads the values of the parameter set a codec is decoding, the last thing in its message.
+  /// When the reader holds only the message's first bytes, the block's missing tail is left for
+  /// the caller, who finds it again in the decoded object (started_decode::rest), so the values
+  /// may live inline or on the heap.
   template <std::floating_point S>
   void read_final_block(std::span<S> scalars, const char* what) {
     const auto arrived = buffer_.remaining();
@@ -184,8 +185,7 @@ class wire_reader {
     not_arrived_ = 0;
   }
 
-  /// Where the message's bytes that had not arrived belong (empty unless a final block was
-  /// left unfinished).
+  /// The bytes of the final block that had not arrived (empty unless it was left unfinished).
   [[nodiscard]] std::span<std::byte> deferred() const { return deferred_; }
 
   /// @throws decode_error unless every byte was consumed.
@@ -282,6 +282,34 @@ struct wire_codec<parameters<Scalar>> {
   }
 };
 
+/// The codec of a type whose shape its type fixes: its scalar width, count and values. The reader
+/// fills a default-constructed P, so the count must be P's own.
+template <FixedShapeParameters P>
+struct wire_codec<P> {
+  using scalar_type = typename P::scalar_type;
+
+  static void write(wire_writer& out, const P& params) {
+    out.write(static_cast<std::uint8_t>(sizeof(scalar_type)));
+    out.write(static_cast<std::uint64_t>(params.values().size()));
+    out.write_block(params.values());
+  }
+
+  static P read(wire_reader& in) {
+    const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
+    if (scalar_bytes != sizeof(scalar_type))
+      throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
+                         std::to_string(8 * sizeof(scalar_type)) + "-bit");
+    P params{};
+    const auto expected = params.values().size();
+    const auto count = in.read_count(expected, sizeof(scalar_type), "scalar count");
+    if (count != expected)
+      throw decode_error("parameters carry " + detail::grouped(count) + " scalars; this side's type holds " +
+                         detail::grouped(expected));
+    in.read_final_block(params.values(), "parameter values");
+    return params;
+  }
+};
+
 namespace detail {
 
 inline void write_envelope(wire_writer& out, wire_content content) {
@@ -366,13 +394,28 @@ auto decode_message(std::span<const std::byte> bytes, const decode_limits& limit
 
 }  // namespace detail
 
-/// A message decoded from its first bytes, and where the rest of its bytes belong.
+/// A message decoded from its first bytes, and how many of its bytes are still to come.
+///
+/// The missing bytes are the tail of the message's parameter values (the final block). rest()
+/// finds them where the message is now, so the message may be moved first, even when its
+/// parameter type holds its values inline; it must not move between rest() and the last byte.
 template <class Message>
 struct started_decode {
   Message message;
-  /// Write the message's remaining bytes here, in order, before using `message`'s parameters;
-  /// it points into them, and a transport receives the model-sized tail straight into place.
-  std::span<std::byte> rest;
+  std::size_t rest_bytes = 0;
+
+  /// Where the message's remaining bytes belong: write them there, in order, before using the
+  /// message's parameters. A transport receives the model-sized tail straight into place.
+  [[nodiscard]] std::span<std::byte> rest() { return final_bytes(message, rest_bytes); }
+
+  /// The last `bytes` bytes of `m`'s parameter values. The decoders create the parameters
+  /// non-const, so writing through a task's pointer-to-const is allowed.
+  [[nodiscard]] static std::span<std::byte> final_bytes(Message& m, std::size_t bytes) {
+    if (bytes == 0) return {};
+    auto& params = *m.parameters;
+    using P = std::remove_cvref_t<decltype(params)>;
+    return std::as_writable_bytes(const_cast<P&>(params).values()).last(bytes);
+  }
 };
 
 namespace detail {
@@ -389,7 +432,7 @@ auto decode_message_start(std::span<const std::byte> first, std::uint64_t total,
       read_envelope(in, content);
       auto decoded = body(in);
       in.expect_end();
-      return std::optional{started_decode<decltype(decoded)>{std::move(decoded), in.deferred()}};
+      return std::optional{started_decode<decltype(decoded)>{std::move(decoded), in.deferred().size()}};
     });
   } catch (const incomplete_input&) {
     return std::nullopt;

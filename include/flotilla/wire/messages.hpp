@@ -43,7 +43,8 @@ task<P> read_task_body(wire_reader& in) {
   work.config.round = in.read<std::uint64_t>("config round");
   work.config.seed = in.read<std::uint64_t>("config seed");
   work.config.values = read_map(in, "config entry count");
-  if (in.read<std::uint8_t>("parameters flag") != 0) work.parameters = std::make_shared<const P>(wire_codec<P>::read(in));
+  // Made non-const: a streaming decode fills their final values in place (started_decode).
+  if (in.read<std::uint8_t>("parameters flag") != 0) work.parameters = std::make_shared<P>(wire_codec<P>::read(in));
   return work;
 }
 

@@ -38,8 +38,12 @@ concept exposes_model_parameters = requires(const L& l) {
 }  // namespace detail
 
 /// @brief Serves one `Learner` to a remote aggregator until the run ends.
-template <Learner L>
+template <class L>
 class learner_client final : private detail::served_learner {
+  // In the body, not the template head: an error names the unmet requirement or what to write.
+  static_assert(flotilla::detail::explain_learner<L>());
+  static_assert(flotilla::detail::explain_wire_codable<typename L::parameters_type>());
+
  public:
   using parameters_type = typename L::parameters_type;
 
@@ -77,7 +81,7 @@ class learner_client final : private detail::served_learner {
     if (!started) return std::nullopt;
     check(started->message);
     decoded_ = std::move(started->message);
-    return started->rest;
+    return started_decode<task<parameters_type>>::final_bytes(*decoded_, started->rest_bytes);
   }
 
   void whole_task(std::span<const std::byte> payload) override {

@@ -201,8 +201,10 @@ inline bool requires_client_certificates(const std::shared_ptr<asio::ssl::contex
 }  // namespace detail
 
 /// @brief `Transport` whose learners are processes that connected over TCP (optionally TLS).
-template <ParameterSet P>
+template <class P>
 class server_transport {
+  static_assert(flotilla::detail::explain_wire_codable<P>());  // in the body: an error names what to write
+
  public:
   using parameters_type = P;
 
@@ -686,7 +688,8 @@ class server_transport {
     limits.max_entries = 256;  // metrics
     if (expected) {
       limits.max_scalars = expected->values().size();
-      limits.max_tensors = std::uint32_t(std::min<std::size_t>(expected->layout().tensors().size(), limits.max_tensors));
+      if constexpr (requires { expected->layout().tensors().size(); })
+        limits.max_tensors = std::uint32_t(std::min<std::size_t>(expected->layout().tensors().size(), limits.max_tensors));
     } else {
       limits.max_scalars = 0;  // an evaluate task: no parameters come back
     }

@@ -169,7 +169,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
   /// Reads a payload that decodes to a message whose model-sized tail is received in place.
-  /// `start(first, total)` decodes from the first chunk (an optional started_decode); the rest
+  /// `start(first, total)` decodes from the first chunk (an optional started_decode); the rest()
   /// of the bytes then go straight into the message's parameters. When the start needs the whole
   /// payload, it is read into the receive buffer and decoded by `whole(payload)`. Either way the
   /// message is returned only once the checksum has passed. `check(message)` runs as soon as the
@@ -196,7 +196,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     if (started) {
       check(started->message);
       shrink_receive_buffer();  // the first chunk is decoded; the rest goes into the message
-      co_await receive_into(started->rest, checksum);
+      co_await receive_into(started->rest(), checksum);
       end_payload();
       verify_checksum(header, checksum);
       co_return std::move(started->message);

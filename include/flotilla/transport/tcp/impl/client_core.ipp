@@ -155,12 +155,18 @@ struct client_core::state {
   /// Receives a task into the learner's decoder, its parameters straight into place.
   template <class Stream>
   asio::awaitable<void> read_task(connection<Stream>& link, const frame_header& header) {
+    // The learner keeps the decoded task; the connection only needs where its tail goes.
+    struct started_task {
+      bool message = true;
+      std::span<std::byte> tail;
+      [[nodiscard]] std::span<std::byte> rest() const { return tail; }
+    };
     (void)co_await link.read_message(
         header, "task",
-        [&](std::span<const std::byte> first, std::uint64_t total) -> std::optional<started_decode<bool>> {
+        [&](std::span<const std::byte> first, std::uint64_t total) -> std::optional<started_task> {
           auto rest = learner.start_task(first, total);
           if (!rest) return std::nullopt;
-          return started_decode<bool>{true, *rest};
+          return started_task{true, *rest};
         },
         [&](std::span<const std::byte> payload) {
           learner.whole_task(payload);
