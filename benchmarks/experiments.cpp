@@ -73,7 +73,7 @@ outcome summarize(const flotilla::history& history) {
 // on the test set after each; `model_part` maps the global parameters to the MLP's.
 template <class Learner, class Global, class Rule, class ModelPart>
 outcome federate(std::vector<Learner> members, Global initial, Rule rule, const data& test, std::size_t rounds,
-                 std::map<std::string, double> fit_settings, ModelPart model_part,
+                 flotilla::settings fit_settings, ModelPart model_part,
                  decltype(flotilla::coordinator_options::fit_schedule) schedule = {}) {
   flotilla::in_memory_transport transport(std::move(members));
   flotilla::coordinator federation(
@@ -203,6 +203,6 @@ int main(int argc, char** argv) {
   if (part != "attack-decaying") attack_table("", {});
   if (part == "all" || part == "attack-decaying" || part == "multi-krum")
     attack_table(", decaying rate", [](std::uint64_t round) {
-      return std::map<std::string, double>{{"learning_rate", 0.1 * 10.0 / (double(round) + 9.0)}};
+      return flotilla::settings{{"learning_rate", 0.1 * 10.0 / (double(round) + 9.0)}};
     });
 }

@@ -13,7 +13,6 @@ if(FLOTILLA_SEPARATE_COMPILATION)
 else()
   set(flotilla_architecture ARCH_INDEPENDENT)  # header-only: any architecture may use it
 endif()
-set(FLOTILLA_CONFIG_TCP ${FLOTILLA_TCP})
 install(EXPORT flotillaTargets NAMESPACE flotilla:: DESTINATION ${CMAKE_INSTALL_DATADIR}/cmake/flotilla)
 
 configure_package_config_file(cmake/flotillaConfig.cmake.in

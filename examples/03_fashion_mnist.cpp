@@ -3,13 +3,16 @@
 // test set. With --alpha A > 0 the split is non-IID instead: Dirichlet(A) label skew, whose
 // per-learner label counts are printed first.
 // Usage: 03_fashion_mnist [--rounds N] [--learners K] [--seconds S] [--alpha A] [--data DIR]
+//                         [--history-csv FILE]  (the history, for scripts/plot_history.sh)
 #include "fashion_mnist_common.hpp"
 
 #include <chrono>
+#include <fstream>
 #include <vector>
 
 int main(int argc, char** argv) {
-  auto flags = example::parse_flags(argc, argv, {{"rounds", "30"}, {"learners", "10"}, {"seconds", "170"}, {"alpha", "0"}, {"data", ""}});
+  auto flags = example::parse_flags(argc, argv, {{"rounds", "30"}, {"learners", "10"}, {"seconds", "170"}, {"alpha", "0"}, {"data", ""},
+                                                 {"history-csv", ""}});
   const std::size_t rounds = std::stoul(flags["rounds"]), learners = std::stoul(flags["learners"]);
   const auto train = example::load_or_exit(flotilla::fashion_mnist_split::train, flags["data"]);
   const auto test = example::load_or_exit(flotilla::fashion_mnist_split::test, flags["data"]);
@@ -37,6 +40,8 @@ int main(int argc, char** argv) {
 
   std::printf("federating a %zu-parameter MLP over %zu in-memory learners (%zu training images in all)\n",
               initial.parameters().size(), learners, train.size());
-  example::print_final(federation.run(flotilla::stop::after_rounds(rounds) ||
-                                      flotilla::stop::after_time(std::chrono::duration<double>(std::stod(flags["seconds"])))));
+  const auto& history = federation.run(flotilla::stop::after_rounds(rounds) ||
+                                       flotilla::stop::after_time(std::chrono::duration<double>(std::stod(flags["seconds"]))));
+  example::print_final(history);
+  if (!flags["history-csv"].empty()) std::ofstream(flags["history-csv"]) << flotilla::to_csv(history);  // scripts/plot_history.sh plots it
 }

@@ -3,7 +3,7 @@
 //   tcp_aggregator [--address 127.0.0.1] [--port 7700] [--learners 10] [--quorum 0 (= learners - 1)]
 //                  [--rounds 30] [--seconds 170] [--tokens-file FILE] [--data DIR]
 //                  [--tls-cert server.pem --tls-key server.key [--tls-ca ca.pem (requires learner certificates)]]
-//                  [--history history.json] [--insecure-open-network yes]
+//                  [--history history.json] [--history-csv history.csv] [--insecure-open-network yes]
 // Tokens ("1=secret,2=other", or one "id=token" a line) come from --tokens-file or the
 // FLOTILLA_TOKENS environment variable, never the command line. Listening beyond loopback needs
 // tokens or learner certificates, unless --insecure-open-network yes.
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   auto flags = example::parse_flags(argc, argv,
                                     {{"address", "127.0.0.1"}, {"port", "7700"}, {"learners", "10"}, {"quorum", "0"},
                                      {"rounds", "30"}, {"seconds", "170"}, {"tokens-file", ""}, {"data", ""},
-                                     {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""}, {"history", ""},
+                                     {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""}, {"history", ""}, {"history-csv", ""},
                                      {"insecure-open-network", "no"}});
   example::require_flags(flags["tls-cert"].empty() == flags["tls-key"].empty(),
                          "--tls-cert and --tls-key go together");
@@ -97,4 +97,5 @@ int main(int argc, char** argv) {
   transport.say_goodbye();
   example::print_final(history);
   if (!flags["history"].empty()) std::ofstream(flags["history"]) << flotilla::to_json(history);
+  if (!flags["history-csv"].empty()) std::ofstream(flags["history-csv"]) << flotilla::to_csv(history);
 }

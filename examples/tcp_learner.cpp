@@ -9,6 +9,8 @@
 
 #include "fashion_mnist_common.hpp"
 
+#include <iostream>
+
 int main(int argc, char** argv) {
   auto flags = example::parse_flags(argc, argv,
                                     {{"id", "0"}, {"learners", "10"}, {"host", "127.0.0.1"}, {"port", "7700"},
@@ -30,9 +32,9 @@ int main(int argc, char** argv) {
   if (!flags["tls-ca"].empty())
     options.tls = flotilla::tcp::make_learner_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]});
   flotilla::tcp::learner_client client(learner, options);
-  switch (client.run()) {
-    case flotilla::tcp::client_exit::goodbye: return 0;
-    case flotilla::tcp::client_exit::refused: return 3;
-    case flotilla::tcp::client_exit::stopped: return 1;
-  }
+  // 0 when the aggregator ended the run; otherwise the cause, e.g. "certificate_rejected".
+  const auto exit = client.run();
+  if (exit == flotilla::tcp::client_exit::goodbye) return 0;
+  std::cerr << "learner " << id << ": run ended: " << flotilla::tcp::to_string(exit) << "\n";
+  return exit == flotilla::tcp::client_exit::stopped ? 1 : 3;
 }

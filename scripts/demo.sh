@@ -9,9 +9,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 build="$FLOTILLA_ROOT/build/release"
 cmake -S "$FLOTILLA_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BUILD_TESTS=OFF >/dev/null
 
+# Each run writes its history beside its output and plots it (scripts/plot_history.sh).
+history="$build/demo_history.csv"
+plot_history() { "$FLOTILLA_ROOT/scripts/plot_history.sh" "$history" "${history%.csv}.svg"; }
+
 if [ "${1:-}" != "--tcp" ]; then
   cmake --build "$build" --target 03_fashion_mnist -j "$FLOTILLA_JOBS"
-  exec "$build/examples/03_fashion_mnist" "$@"
+  "$build/examples/03_fashion_mnist" --history-csv "$history" "$@"
+  plot_history
+  exit 0
 fi
 
 shift
@@ -26,10 +32,11 @@ for ((i = 0; i < ${#arguments[@]}; i++)); do
 done
 cmake --build "$build" --target tcp_aggregator tcp_learner -j "$FLOTILLA_JOBS"
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
-"$build/examples/tcp_aggregator" --address 127.0.0.1 --port "$port" --learners "$learners" "$@" &
+"$build/examples/tcp_aggregator" --address 127.0.0.1 --port "$port" --learners "$learners" --history-csv "$history" "$@" &
 aggregator=$!
 for ((id = 0; id < learners; id++)); do
   "$build/examples/tcp_learner" --id "$id" --learners "$learners" --port "$port" 2>"$build/learner-$id.log" &
 done
 echo "started $learners learner processes (logs: $build/learner-*.log)"
 wait "$aggregator"
+plot_history

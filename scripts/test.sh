@@ -4,10 +4,12 @@
 # either compiler refuses cannot land; then fuzzes the TCP frame decoders for
 # FLOTILLA_FUZZ_SECONDS (60) and a whole server transport over loopback for
 # FLOTILLA_SERVER_FUZZ_SECONDS (30) with clang's libFuzzer. Warnings are errors throughout.
-# Installs what is missing first.
+# First the API reference (scripts/docs.sh), whose Doxygen warnings are errors. Installs what is
+# missing first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 flotilla_install_packages clang libclang-rt-14-dev
+"$FLOTILLA_ROOT/scripts/docs.sh"
 
 run_suite() {  # <build dir> <ctest exclusion regex> <cmake options...>
   local build="$1" exclude="$2"

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "flotilla/errors.hpp"
@@ -41,16 +43,51 @@ inline constexpr std::uint8_t first_custom_task_kind = 16;
 /// Named scalar results such as "loss" or "accuracy"; ordered so exports are stable.
 using metrics = std::map<std::string, double>;
 
+/// One setting a coordinator gives a learner, or one property a learner reports: a number, an
+/// integer or text.
+using setting = std::variant<double, std::int64_t, std::string>;
+
+/// Named settings or properties, ordered so encodings and exports are stable.
+using settings = std::map<std::string, setting>;
+
+/// The value named `key` in `values` as a `T`, or `fallback` when there is none. Integers read
+/// as numbers too; text reads only as text. @throws task_error when the value has another type
+/// (a learner cannot do a task whose settings it misreads).
+template <class T>
+[[nodiscard]] T setting_or(const settings& values, const std::string& key, T fallback) {
+  const auto found = values.find(key);
+  if (found == values.end()) return fallback;
+  const auto& value = found->second;
+  if constexpr (std::is_floating_point_v<T>) {
+    if (const auto* number = std::get_if<double>(&value)) return static_cast<T>(*number);
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) return static_cast<T>(*integer);
+    throw task_error("setting '" + key + "' is text; a number was expected");
+  } else if constexpr (std::is_integral_v<T>) {
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) return static_cast<T>(*integer);
+    throw task_error("setting '" + key + "' is not an integer");
+  } else {
+    static_assert(std::is_convertible_v<T, std::string>, "settings hold numbers, integers and text");
+    if (const auto* text = std::get_if<std::string>(&value)) return *text;
+    throw task_error("setting '" + key + "' is not text");
+  }
+}
+
 /// What the coordinator tells a learner about one round of local work.
 struct fit_config {
   std::uint64_t round = 0;  ///< the round this work belongs to (1-based)
   std::uint64_t seed = 0;   ///< per learner and round, for reproducible shuffling
-  std::map<std::string, double> values;  ///< user settings, e.g. "epochs", "learning_rate"
+  flotilla::settings values{};  ///< user settings, e.g. "epochs", "learning_rate", "optimizer"
 
-  /// The value named `key`, or `fallback` when the coordinator did not set it.
-  [[nodiscard]] double get(const std::string& key, double fallback) const {
-    auto found = values.find(key);
-    return found == values.end() ? fallback : found->second;
+  /// The number named `key` (an integer setting reads as one too), or `fallback` when the
+  /// coordinator did not set it. @throws task_error when it is text.
+  [[nodiscard]] double get(const std::string& key, double fallback) const { return setting_or(values, key, fallback); }
+  /// The integer named `key`, or `fallback`. @throws task_error when it is a number or text.
+  [[nodiscard]] std::int64_t get_integer(const std::string& key, std::int64_t fallback) const {
+    return setting_or(values, key, fallback);
+  }
+  /// The text named `key`, or `fallback`. @throws task_error when it is a number.
+  [[nodiscard]] std::string get_text(const std::string& key, std::string fallback) const {
+    return setting_or(values, key, std::move(fallback));
   }
 };
 
@@ -59,7 +96,7 @@ struct local_result {
   /// Examples seen (training) or evaluated. Signed so that a buggy model's negative count
   /// reaches the coordinator's validation and is rejected there, not wrapped to a huge weight.
   std::int64_t examples = 0;
-  flotilla::metrics metrics;
+  flotilla::metrics metrics{};
 };
 
 /// The clock every deadline in Flotilla is measured on.

@@ -15,8 +15,8 @@ template <class P>
 struct task {
   task_kind kind = task_kind::fit;
   std::uint64_t round = 0;
-  std::shared_ptr<const P> parameters;
-  fit_config config;
+  std::shared_ptr<const P> parameters{};
+  fit_config config{};
 };
 
 /// A learner's answer to a task. `parameters` holds the trained parameters for a fit task and
@@ -26,8 +26,8 @@ struct reply {
   learner_id learner = 0;
   task_kind kind = task_kind::fit;
   std::uint64_t round = 0;
-  local_result result;
-  std::optional<P> parameters;
+  local_result result{};
+  std::optional<P> parameters{};
 };
 
 /// A task that produced no reply: the learner threw, was unreachable, or was busy.
@@ -35,7 +35,7 @@ struct failure {
   learner_id learner = 0;
   task_kind kind = task_kind::fit;
   std::uint64_t round = 0;
-  std::string reason;
+  std::string reason{};
 };
 
 }  // namespace flotilla

@@ -26,8 +26,8 @@ namespace flotilla {
 
 /// One named tensor: its name and its shape (outermost dimension first).
 struct tensor_spec {
-  std::string name;
-  std::vector<std::size_t> shape;
+  std::string name{};
+  std::vector<std::size_t> shape{};
 
   /// Number of scalars (1 for an empty shape, a scalar tensor).
   [[nodiscard]] std::size_t size() const {

@@ -5,10 +5,13 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <concepts>
 #include <deque>
 #include <functional>
 #include <limits>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 // The coordinator's door, tested message by message: a scripted transport answers each task with
@@ -168,8 +171,64 @@ TEST_CASE("one encoded task goes to all selected learners with the round's confi
   CHECK(work.kind == task_kind::fit);
   CHECK(work.config.round == 1);
   CHECK(work.config.seed == flotilla::mix_seed(5, 1));
-  CHECK(work.config.values.at("epochs") == 3);
+  CHECK(work.config.get_integer("epochs", 0) == 3);
   CHECK(values_of(*work.parameters) == std::vector<double>{0, 0});
+}
+
+TEST_CASE("configure_fit gives each learner its own settings; the parameters stay shared") {
+  scripted_transport transport{.learners = {1, 2, 3}};
+  transport.respond = [](const flotilla::task<params>& work, std::span<const learner_id> to) {
+    std::vector<message> out;
+    for (auto id : to) out.push_back(fit_reply(id, work.round, of({1, 1})));
+    return out;
+  };
+  std::vector<std::pair<learner_id, std::uint64_t>> asked;
+  flotilla::coordinator federation(
+      transport, of({0, 0}),
+      {.fit_settings = {{"epochs", 1}, {"learning_rate", 0.1}},
+       .configure_fit = [&](learner_id learner, const flotilla::settings& properties, std::uint64_t round) {
+         CHECK(properties.empty());  // this transport reports none
+         asked.emplace_back(learner, round);
+         flotilla::settings own{{"batch_size", std::int64_t(learner * 10)}};
+         if (learner == 2) own["optimizer"] = "adam";
+         if (learner == 3) own["learning_rate"] = 0.5;
+         return own;
+       }});
+  CHECK(federation.run_round().participants == std::vector<learner_id>{1, 2, 3});
+  CHECK(asked == std::vector<std::pair<learner_id, std::uint64_t>>{{1, 1}, {2, 1}, {3, 1}});
+  REQUIRE(transport.sent.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(transport.recipients[i] == std::vector<learner_id>{i + 1});
+    CHECK(transport.sent[i].parameters == transport.sent[0].parameters);  // one shared copy
+    CHECK(transport.sent[i].config.get_integer("batch_size", 0) == std::int64_t(10 * (i + 1)));
+    CHECK(transport.sent[i].config.get_integer("epochs", 0) == 1);
+  }
+  CHECK(transport.sent[0].config.get_text("optimizer", "sgd") == "sgd");
+  CHECK(transport.sent[1].config.get_text("optimizer", "sgd") == "adam");
+  CHECK(transport.sent[2].config.get("learning_rate", 0.0) == 0.5);  // over the round's 0.1
+  CHECK(transport.sent[0].config.get("learning_rate", 0.0) == 0.1);
+  CHECK_THROWS_WITH_AS((void)transport.sent[1].config.get("optimizer", 0.0), "setting 'optimizer' is text; a number was expected",
+                       flotilla::task_error);
+  CHECK_THROWS_WITH_AS((void)transport.sent[2].config.get_integer("learning_rate", 0),
+                       "setting 'learning_rate' is not an integer", flotilla::task_error);
+}
+
+TEST_CASE("observers run before and after each round, in the order they were added") {
+  scripted_transport transport{.learners = {1}};
+  transport.respond = [](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
+    return {fit_reply(1, work.round, of({1, 1}))};
+  };
+  flotilla::coordinator federation(transport, of({0, 0}), flotilla::mean<params>{});  // a rule without options
+  static_assert(std::same_as<decltype(federation), flotilla::coordinator<scripted_transport, flotilla::mean<params>>>);
+  std::vector<std::string> calls;
+  federation.on_round_start([&](std::uint64_t round) {
+    calls.push_back("start " + std::to_string(round) + " after " + std::to_string(transport.sent.size()) + " tasks");
+  });
+  federation.on_round_start([&](std::uint64_t round) { calls.push_back("second start " + std::to_string(round)); });
+  federation.on_round([&](const flotilla::round_record& record) { calls.push_back("end " + std::to_string(record.round)); });
+  federation.run(flotilla::stop::after_rounds(2));
+  CHECK(calls == std::vector<std::string>{"start 1 after 0 tasks", "second start 1", "end 1", "start 2 after 1 tasks",
+                                          "second start 2", "end 2"});
 }
 
 TEST_CASE("a fit schedule sets each round's values over the fixed settings; evaluation tasks keep the fixed ones") {
@@ -183,15 +242,15 @@ TEST_CASE("a fit schedule sets each round's values over the fixed settings; eval
       {.evaluation_fraction = 1.0,
        .fit_settings = {{"learning_rate", 0.1}, {"epochs", 2}},
        .fit_schedule = [](std::uint64_t round) {
-         return std::map<std::string, double>{{"learning_rate", 0.1 / double(round)}};
+         return flotilla::settings{{"learning_rate", 0.1 / double(round)}};
        }});
   federation.run_round();
   federation.run_round();
   REQUIRE(transport.sent.size() == 4);
-  CHECK(transport.sent[0].config.values == std::map<std::string, double>{{"epochs", 2}, {"learning_rate", 0.1}});
+  CHECK(transport.sent[0].config.values == flotilla::settings{{"epochs", std::int64_t{2}}, {"learning_rate", 0.1}});
   CHECK(transport.sent[1].kind == task_kind::evaluate);
-  CHECK(transport.sent[1].config.values.at("learning_rate") == 0.1);
-  CHECK(transport.sent[2].config.values == std::map<std::string, double>{{"epochs", 2}, {"learning_rate", 0.05}});
+  CHECK(transport.sent[1].config.get("learning_rate", 0.0) == 0.1);
+  CHECK(transport.sent[2].config.values == flotilla::settings{{"epochs", std::int64_t{2}}, {"learning_rate", 0.05}});
 }
 
 TEST_CASE("federated evaluation is weighted by examples; central evaluation sees the new global") {

@@ -39,12 +39,13 @@ int main(int argc, char** argv) {
   const auto reply = std::make_shared<const flotilla::byte_buffer>(
       flotilla::encode(flotilla::reply<params>{4, flotilla::task_kind::fit, 3, {10, {{"loss", 0.5}}}, p}));
   flotilla::tcp::challenge_nonce nonce{};
-  const auto hello = flotilla::tcp::encode_hello({4, flotilla::tcp::prove("token", nonce, 4)});
+  const auto hello = flotilla::tcp::encode_hello({4, flotilla::tcp::prove("token", nonce, 4), {{"device", "cpu"}, {"examples", std::int64_t{600}}}});
   const auto reason = flotilla::tcp::encode_reason(flotilla::task_kind::evaluate, "out of memory");
 
   write(dir + "/frame-task", 0, framed(flotilla::tcp::make_frame(frame_type::task, 3, task)));
   write(dir + "/frame-reply", 0, framed(flotilla::tcp::make_frame(frame_type::reply, 3, reply)));
   write(dir + "/frame-hello", 0, framed(flotilla::tcp::make_frame(frame_type::hello, 0, hello)));
+  write(dir + "/frame-opening", 0, framed(flotilla::tcp::make_frame(frame_type::opening, 0)));
   write(dir + "/frame-failure", 0, framed(flotilla::tcp::make_frame(frame_type::failure, 3, reason)));
   write(dir + "/frame-heartbeat", 0, framed(flotilla::tcp::make_frame(frame_type::heartbeat, 0)));
   // Odd first byte: 1 + ((mode >> 1) % 9) is the payload decoder's frame type.
@@ -63,7 +64,9 @@ int main(int argc, char** argv) {
     for (const auto& f : frames) out.insert(out.end(), f.begin(), f.end());
     return out;
   };
-  const auto hello_frame = framed(flotilla::tcp::make_frame(frame_type::hello, 0, hello));
+  // Every connection starts with the learner's opening frame, then its hello.
+  const auto opening = framed(flotilla::tcp::make_frame(frame_type::opening, 0));
+  const auto hello_frame = joined({opening, framed(flotilla::tcp::make_frame(frame_type::hello, 0, hello))});
   const auto heartbeat = framed(flotilla::tcp::make_frame(frame_type::heartbeat, 0));
   const auto failure = framed(flotilla::tcp::make_frame(frame_type::failure, 3, reason));
   const auto reply_frame = framed(flotilla::tcp::make_frame(frame_type::reply, 3, reply));

@@ -56,6 +56,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   asio::io_context io;
   asio::ip::tcp::socket socket(io);
   socket.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  const auto opening = flotilla::tcp::make_frame(flotilla::tcp::frame_type::opening, 0);
+  asio::write(socket, asio::buffer(opening.header));  // a learner speaks first
   std::array<std::byte, flotilla::tcp::header_size + flotilla::tcp::challenge_size> challenge{};
   asio::read(socket, asio::buffer(challenge));
   return 0;

@@ -2,9 +2,17 @@
 
 #include <doctest/doctest.h>
 
+#include <flotilla/messages.hpp>
+#include <flotilla/parameters.hpp>
+
 #include <algorithm>
+#include <limits>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <set>
+#include <span>
+#include <string>
 #include <vector>
 
 namespace {
@@ -60,4 +68,66 @@ TEST_CASE("fractions outside (0, 1] are refused") {
   CHECK_THROWS_WITH_AS((void)flotilla::select_learners(ids(3), {.fraction = 0.0}, engine),
                        "selection fraction must be in (0, 1]; got 0.000000", flotilla::configuration_error);
   CHECK_THROWS_AS((void)flotilla::select_learners(ids(3), {.fraction = 1.5}, engine), flotilla::configuration_error);
+}
+
+namespace {
+// Learners 1 to 4 with properties: examples held and a device class.
+struct reporting_transport {
+  using parameters_type = flotilla::parameters<double>;
+  std::vector<flotilla::learner_id> available() const { return {1, 2, 3, 4}; }
+  void send(const flotilla::task<parameters_type>&, std::span<const flotilla::learner_id>) {}
+  std::optional<flotilla::message<parameters_type>> receive(flotilla::deadline_clock::time_point) { return {}; }
+  flotilla::settings properties(flotilla::learner_id id) const {
+    return {{"examples", std::int64_t(id * 100)}, {"device", id % 2 ? "phone" : "server"}};
+  }
+};
+static_assert(flotilla::ReportsProperties<reporting_transport>);
+}  // namespace
+
+TEST_CASE("selection filters by the properties learners reported") {
+  reporting_transport transport;
+  flotilla::random_engine engine(1);
+  const flotilla::selection_options servers{
+      .fraction = 1.0, .minimum = 1, .eligible = [](flotilla::learner_id, const flotilla::settings& p) {
+        return flotilla::setting_or(p, "device", std::string()) == "server";
+      }, .weight = {}};
+  CHECK(flotilla::select_learners(transport, servers, engine) == std::vector<flotilla::learner_id>{2, 4});
+  // The fraction counts eligible learners: half of {2, 4} is one of them.
+  auto half = servers;
+  half.fraction = 0.5;
+  const auto one = flotilla::select_learners(transport, half, engine);
+  REQUIRE(one.size() == 1);
+  CHECK((one[0] == 2 || one[0] == 4));
+}
+
+TEST_CASE("weighted selection draws in proportion to the weights and never draws weight 0") {
+  // One of {1, 2, 3, 4} per draw, weighted by examples except learner 3 (weight 0): the chances
+  // are 100 : 200 : 0 : 400, so 1/7, 2/7, 0 and 4/7.
+  reporting_transport transport;
+  flotilla::random_engine engine(7);
+  const flotilla::selection_options by_examples{
+      .fraction = 0.25, .minimum = 1, .eligible = {}, .weight = [](flotilla::learner_id id, const flotilla::settings& p) {
+        return id == 3 ? 0.0 : double(flotilla::setting_or(p, "examples", std::int64_t{0}));
+      }};
+  std::map<flotilla::learner_id, int> drawn;
+  constexpr int draws = 28'000;
+  for (int i = 0; i < draws; ++i) {
+    const auto chosen = flotilla::select_learners(transport, by_examples, engine);
+    REQUIRE(chosen.size() == 1);
+    ++drawn[chosen[0]];
+  }
+  CHECK(drawn[3] == 0);
+  CHECK(drawn[1] / double(draws) == doctest::Approx(1.0 / 7).epsilon(0.05));
+  CHECK(drawn[2] / double(draws) == doctest::Approx(2.0 / 7).epsilon(0.05));
+  CHECK(drawn[4] / double(draws) == doctest::Approx(4.0 / 7).epsilon(0.05));
+  // Without replacement: asking for all gives every learner of positive weight once.
+  auto all = by_examples;
+  all.fraction = 1.0;
+  CHECK(flotilla::select_learners(transport, all, engine) == std::vector<flotilla::learner_id>{1, 2, 4});
+}
+
+TEST_CASE("a weighted sample of indices skips non-positive and non-finite weights") {
+  flotilla::random_engine engine(3);
+  const std::vector<double> weights{0.0, -1.0, std::numeric_limits<double>::infinity(), 2.0};
+  CHECK(flotilla::weighted_sample(weights, 4, engine) == std::vector<std::size_t>{3});
 }

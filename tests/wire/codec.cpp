@@ -67,7 +67,7 @@ TEST_CASE("a wrong magic number or format version is named") {
   auto wrong_version = bytes;
   poke<std::uint16_t>(wrong_version, version_at, 7);
   CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(wrong_version),
-                       "message has format version 7; this build reads version 2", decode_error);
+                       "message has format version 7; this build reads version 3", decode_error);
   auto wrong_magic = bytes;
   poke<std::uint32_t>(wrong_magic, 1, 0xDEADBEEF);
   CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(wrong_magic),
@@ -258,7 +258,7 @@ TEST_CASE("first bytes that end before the scalars ask for the whole message") {
                                      .result = {.examples = 3, .metrics = {{"accuracy", 0.5}}}, .parameters = {}};
   const auto bare_bytes = flotilla::encode(bare);
   CHECK_FALSE(flotilla::decode_reply_start<params>(std::span(bare_bytes).first(bare_bytes.size() - 1), bare_bytes.size()));
-  const auto complete = flotilla::decode_reply_start<params>(bare_bytes, bare_bytes.size());
+  auto complete = flotilla::decode_reply_start<params>(bare_bytes, bare_bytes.size());
   REQUIRE(complete);
   CHECK(complete->rest().empty());
   CHECK(complete->message.result.metrics == bare.result.metrics);

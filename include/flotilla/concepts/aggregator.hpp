@@ -56,8 +56,8 @@ concept Aggregator = ParameterSet<P> && std::movable<A> &&
 /// One update of a batch: parameters and the examples they were trained on.
 template <ParameterSet P>
 struct weighted_update {
-  const P* parameters;
-  std::int64_t examples;
+  const P* parameters{};
+  std::int64_t examples{};
 };
 
 /// @brief An Aggregator that can also fold several updates in one pass over its state.

@@ -53,6 +53,16 @@ concept Transport = ParameterSet<typename T::parameters_type> &&
       { t.receive(deadline) } -> std::same_as<std::optional<message<typename T::parameters_type>>>;
     };
 
+/// @brief A transport that knows what its learners reported when they joined (optional).
+///
+/// Requirement: `t.properties(id)` returns the `settings` learner `id` reported (examples held,
+/// device class, version...), empty for a learner that reported none or is unknown. Selection
+/// can filter and weight by them, and configure_fit receives them.
+template <class T>
+concept ReportsProperties = requires(const T& t, learner_id id) {
+  { t.properties(id) } -> std::convertible_to<settings>;
+};
+
 namespace detail {
 // See explain_parameter_set: one error naming the first unmet requirement.
 template <class T>

@@ -11,6 +11,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <concepts>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,14 +41,18 @@ struct coordinator_options {
   std::chrono::duration<double> wait_for_learners{0};  ///< how long to wait for enough learners
   double evaluation_fraction = 0;      ///< share of learners asked to evaluate; 0 turns it off
   std::uint64_t seed = 0;              ///< drives selection and learners' shuffling
-  std::map<std::string, double> fit_settings;  ///< sent to learners as fit_config::values
+  settings fit_settings{};  ///< sent to learners as fit_config::values
   /// Settings that change with the round, e.g. a decaying learning rate: called with each
   /// round's number, its values override `fit_settings` of the same name. Unlike the rest of
   /// these options it is not in a checkpoint; pass the same schedule when resuming.
-  std::function<std::map<std::string, double>(std::uint64_t round)> fit_schedule;
+  std::function<settings(std::uint64_t round)> fit_schedule{};
+  /// Each selected learner's own settings for a fit task (Flower's configure_fit): called with
+  /// the learner, the properties it reported when it joined and the round; its values override
+  /// those above of the same name. The parameters are still shared: only the settings differ.
+  std::function<settings(learner_id learner, const settings& properties, std::uint64_t round)> configure_fit{};
   /// How a metric is combined across replies, by name; any other metric is the mean weighted
   /// by examples (see metric_reducers.hpp).
-  std::map<std::string, metric_reducer> metric_reducers;
+  std::map<std::string, metric_reducer> metric_reducers{};
   /// The most examples one reply may claim. Counts are the learners' own word and weigh their
   /// updates in FedAvg, so a reply above this is rejected (robust rules ignore counts anyway).
   std::int64_t max_examples_per_reply = 1'000'000'000;
@@ -85,6 +91,8 @@ class coordinator {
   using evaluator = std::function<metrics(const parameters_type&)>;
   /// Called after every round, e.g. to print progress.
   using round_observer = std::function<void(const round_record&)>;
+  /// Called before every round with its number, before learners are selected.
+  using round_start_observer = std::function<void(std::uint64_t round)>;
 
   coordinator(T& transport, parameters_type initial, coordinator_options options = {}, Rule rule = {})
       : transport_(transport),
@@ -94,9 +102,17 @@ class coordinator {
         rule_(std::move(rule)),
         engine_(options_.seed) {}
 
+  /// A rule with the default options. (A template, so `coordinator(t, p, {})` still means options.)
+  template <class R>
+    requires std::same_as<std::remove_cvref_t<R>, Rule>
+  coordinator(T& transport, parameters_type initial, R&& rule)
+      : coordinator(transport, std::move(initial), coordinator_options{}, std::forward<R>(rule)) {}
+
   void evaluate_centrally(evaluator evaluate) { evaluator_ = std::move(evaluate); }
   /// Adds an observer called after every round, after those added before it.
   void on_round(round_observer observer) { observers_.push_back(std::move(observer)); }
+  /// Adds an observer called before every round, after those added before it.
+  void on_round_start(round_start_observer observer) { start_observers_.push_back(std::move(observer)); }
 
   /// Runs rounds until `stop` fires; its reason is recorded in the history.
   const flotilla::history& run(const stopping_rule& stop) {
@@ -146,8 +162,19 @@ class coordinator {
   fit_config make_config(task_kind kind) const {
     fit_config config{.round = round_, .seed = mix_seed(options_.seed, round_), .values = options_.fit_settings};
     if (kind == task_kind::fit && options_.fit_schedule)
-      for (auto& [name, value] : options_.fit_schedule(round_)) config.values.insert_or_assign(name, value);
+      for (auto& [name, value] : options_.fit_schedule(round_)) config.values.insert_or_assign(name, std::move(value));
     return config;
+  }
+
+  // A learner's fit settings: the round's, overridden by configure_fit's for this learner.
+  fit_phase_configure configure_each() {
+    if (!options_.configure_fit) return nullptr;
+    return [this](learner_id learner, const fit_config& shared) {
+      auto own = shared;
+      for (auto& [name, value] : options_.configure_fit(learner, learner_properties(transport_, learner), round_))
+        own.values.insert_or_assign(name, std::move(value));
+      return own;
+    };
   }
 
   T& transport_;
@@ -161,7 +188,13 @@ class coordinator {
   std::optional<deadline_clock::time_point> started_;
   evaluator evaluator_;
   std::vector<round_observer> observers_;
+  std::vector<round_start_observer> start_observers_;
 };
+
+/// `coordinator(transport, initial, rule)`: the rule's type is the coordinator's.
+template <class T, class Rule>
+  requires(!std::convertible_to<Rule, coordinator_options>)
+coordinator(T&, typename T::parameters_type, Rule) -> coordinator<T, Rule>;
 
 // Out of the class, so not inline: with FLOTILLA_SEPARATE_COMPILATION the common coordinators
 // are compiled once in the library (see the end of this file).
@@ -173,14 +206,15 @@ const round_record& coordinator<T, Rule>::run_round() {
   const auto round_start = deadline_clock::now();
   round_record record;
   record.round = ++round_;
-  record.selected = select_learners(transport_.available(), options_.selection, engine_);
+  for (const auto& observer : start_observers_) observer(record.round);
+  record.selected = select_learners(transport_, options_.selection, engine_);
   if (record.selected.size() < options_.quorum) {
     record.note = "only " + std::to_string(record.selected.size()) + " learners available; the quorum is " +
                   std::to_string(options_.quorum);
   } else {
     rejection_log rejections(record.rejections, options_.max_rejections_per_learner);
     round_state<T> state{transport_, record, global_, engine_, rejections, exchange_, options_.max_examples_per_reply};
-    fit_phase<Rule>(rule_, options_.quorum).run(state, make_config(task_kind::fit));
+    fit_phase<Rule>(rule_, options_.quorum, configure_each()).run(state, make_config(task_kind::fit));
     if (record.status == round_status::aggregated)
       evaluate_phase<parameters_type>(evaluator_, options_.evaluation_fraction)
           .run(state, make_config(task_kind::evaluate));

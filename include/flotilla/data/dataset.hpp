@@ -17,8 +17,8 @@ namespace flotilla {
 /// Examples with class labels in [0, classes).
 template <class Scalar>
 struct classification_data {
-  Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> features;  ///< features x examples
-  std::vector<std::int32_t> labels;                                 ///< one per example
+  Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> features{};  ///< features x examples
+  std::vector<std::int32_t> labels{};                                 ///< one per example
   std::int32_t classes = 0;
 
   [[nodiscard]] std::size_t size() const { return labels.size(); }
@@ -42,8 +42,8 @@ struct classification_data {
 /// Examples with real-valued targets.
 template <class Scalar>
 struct regression_data {
-  Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> features;  ///< features x examples
-  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> targets;                ///< one per example
+  Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> features{};  ///< features x examples
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> targets{};                ///< one per example
 
   [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(targets.size()); }
 

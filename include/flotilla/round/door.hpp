@@ -37,6 +37,7 @@ class reply_door {
   /// @param work the task that went out; replies must answer its round and kind, and, when
   ///   `expected` is `required`, carry parameters of its layout.
   /// @param asked the learners it went to.
+  /// @param expected whether replies carry parameters (fit) or metrics only (evaluate, a probe).
   /// @param max_examples the most examples one reply may claim (counts weigh updates in FedAvg).
   reply_door(const task<P>& work, std::span<const learner_id> asked, reply_parameters expected,
              std::int64_t max_examples)

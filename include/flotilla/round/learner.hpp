@@ -37,6 +37,11 @@ class learner {
   [[nodiscard]] learner_id id() const { return id_; }
   [[nodiscard]] const M& model() const { return model_; }
 
+  /// What this learner reports when it joins (e.g. "examples", "device", "version"): selection
+  /// can filter and weight by it, and configure_fit receives it.
+  [[nodiscard]] const settings& properties() const { return properties_; }
+  void set_properties(settings properties) { properties_ = std::move(properties); }
+
   [[nodiscard]] reply<parameters_type> handle(const task<parameters_type>& work);
 
  private:
@@ -44,6 +49,7 @@ class learner {
   M model_;
   Data training_;
   std::optional<Data> evaluation_;
+  settings properties_;
 };
 
 // Out of the class, so not inline: with FLOTILLA_SEPARATE_COMPILATION the common learners are

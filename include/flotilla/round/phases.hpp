@@ -59,13 +59,18 @@ inline double seconds_since(deadline_clock::time_point start) {
 }
 }  // namespace detail
 
+/// A learner's own settings for a fit task, given the round's (coordinator_options::configure_fit).
+using fit_phase_configure = std::function<fit_config(learner_id, const fit_config&)>;
+
 /// @brief The fit phase: asks `record.selected` to train from the global parameters, streams
 /// their replies into the rule, and replaces the global parameters with the rule's result when
-/// at least `quorum` replies were admitted and the result is finite.
+/// at least `quorum` replies were admitted and the result is finite. With `configure`, each
+/// learner gets a task of its own settings (the parameters are still shared).
 template <class Rule>
 class fit_phase {
  public:
-  fit_phase(Rule& rule, std::size_t quorum) : rule_(rule), quorum_(quorum) {}
+  fit_phase(Rule& rule, std::size_t quorum, fit_phase_configure configure = nullptr)
+      : rule_(rule), quorum_(quorum), configure_(std::move(configure)) {}
 
   template <Transport T>
     requires Aggregator<Rule, typename T::parameters_type>
@@ -76,9 +81,18 @@ class fit_phase {
     rule_.start(*state.global);
     const task<P> work{.kind = task_kind::fit, .round = record.round, .parameters = state.global,
                        .config = std::move(config)};
-    auto outcome = exchange(state.transport, work, record.selected, reply_parameters::required,
-                            state.max_examples_per_reply, state.exchange, state.rejections,
-                            [&](std::span<reply<P>> replies) { fold_replies(rule_, replies); });
+    const auto fold = [&](std::span<reply<P>> replies) { fold_replies(rule_, replies); };
+    reply_door<P> door(work, record.selected, reply_parameters::required, state.max_examples_per_reply);
+    if (configure_) {
+      for (const auto learner : record.selected) {
+        auto own = work;
+        own.config = configure_(learner, work.config);
+        state.transport.send(own, std::span(&learner, 1));
+      }
+    } else {
+      state.transport.send(work, record.selected);
+    }
+    auto outcome = collect_replies(state.transport, door, state.exchange, state.rejections, fold);
     record.participants = std::move(outcome.accepted);
     record.fit_metrics = std::move(outcome.metrics);
     record.examples = outcome.examples;
@@ -102,6 +116,7 @@ class fit_phase {
  private:
   Rule& rule_;
   std::size_t quorum_;
+  fit_phase_configure configure_;
 };
 
 /// @brief The evaluate phase: the coordinator's own metrics for the global parameters (when

@@ -58,8 +58,8 @@ class rejection_log {
 
 /// What an exchange yielded: who was admitted (sorted), their metrics combined, their examples.
 struct exchange_outcome {
-  std::vector<learner_id> accepted;
-  flotilla::metrics metrics;
+  std::vector<learner_id> accepted{};
+  flotilla::metrics metrics{};
   std::int64_t examples = 0;
 };
 
@@ -67,7 +67,7 @@ struct exchange_outcome {
 struct exchange_options {
   std::chrono::duration<double> timeout = std::chrono::minutes(10);  ///< from when collecting starts
   /// How a metric is combined across replies, by name; any other is the mean weighted by examples.
-  std::map<std::string, metric_reducer> metric_reducers;
+  std::map<std::string, metric_reducer> metric_reducers{};
 };
 
 /// @brief Receives from `transport` until the door has no learner pending or the timeout passes.

@@ -1,13 +1,17 @@
 #pragma once
-// Which learners take part in a round: a seeded, reproducible sample of those available.
+// Which learners take part in a round: a seeded, reproducible sample of those available, among
+// those whose reported properties make them eligible, optionally weighted by those properties.
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "flotilla/concepts/transport.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/messages.hpp"
 #include "flotilla/random.hpp"
@@ -19,6 +23,12 @@ namespace flotilla {
 struct selection_options {
   double fraction = 1.0;
   std::size_t minimum = 1;
+  /// Which learners may be asked, judged by the properties they reported; empty: all. The
+  /// fraction and minimum then count the eligible learners.
+  std::function<bool(learner_id, const settings& properties)> eligible{};
+  /// A learner's chance of being asked relative to the others', from its properties (finite,
+  /// positive; a learner weighted 0 or less is never asked); empty: all equal.
+  std::function<double(learner_id, const settings& properties)> weight{};
 
   void validate() const {
     if (!(fraction > 0.0 && fraction <= 1.0))
@@ -48,6 +58,58 @@ struct selection_options {
   available.resize(count);
   std::ranges::sort(available);
   return available;
+}
+
+/// What learner `id` reported when it joined, or nothing when the transport does not carry
+/// properties.
+template <class T>
+[[nodiscard]] settings learner_properties(const T& transport, learner_id id) {
+  if constexpr (ReportsProperties<T>) return transport.properties(id);
+  else return {};
+}
+
+/// A sample of `weights.size()` items without replacement, item i drawn with probability
+/// proportional to weights[i] at each step (Efraimidis and Spirakis 2006: the `count` largest
+/// keys log(u)/w). Returns the chosen indices; items of weight <= 0 are never chosen.
+[[nodiscard]] inline std::vector<std::size_t> weighted_sample(std::span<const double> weights, std::size_t count,
+                                                              random_engine& engine) {
+  std::vector<std::pair<double, std::size_t>> keys;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const double u = uniform_unit(engine);  // [0, 1): drawn for every item, so draws do not depend on weights
+    if (!(weights[i] > 0) || !std::isfinite(weights[i])) continue;
+    keys.emplace_back(std::log1p(-u) / weights[i], i);  // log(1 - u) with 1 - u in (0, 1]
+  }
+  count = std::min(count, keys.size());
+  std::partial_sort(keys.begin(), keys.begin() + std::ptrdiff_t(count), keys.end(), std::greater<>());
+  std::vector<std::size_t> chosen;
+  for (std::size_t i = 0; i < count; ++i) chosen.push_back(keys[i].second);
+  return chosen;
+}
+
+/// The learners `transport` has available, filtered and weighted by their properties as
+/// `options` says, then sampled as above; sorted by id.
+template <Transport T>
+[[nodiscard]] std::vector<learner_id> select_learners(T& transport, const selection_options& options,
+                                                      random_engine& engine) {
+  if (!options.eligible && !options.weight) return select_learners(transport.available(), options, engine);
+  options.validate();
+  auto available = transport.available();
+  std::ranges::sort(available);
+  available.erase(std::unique(available.begin(), available.end()), available.end());
+  std::vector<learner_id> candidates;
+  std::vector<double> weights;
+  for (const auto id : available) {
+    const auto properties = learner_properties(transport, id);
+    if (options.eligible && !options.eligible(id, properties)) continue;
+    candidates.push_back(id);
+    weights.push_back(options.weight ? options.weight(id, properties) : 1.0);
+  }
+  if (!options.weight) return select_learners(std::move(candidates), options, engine);
+  std::vector<learner_id> chosen;
+  for (const auto i : weighted_sample(weights, selection_size(options, candidates.size()), engine))
+    chosen.push_back(candidates[i]);
+  std::ranges::sort(chosen);
+  return chosen;
 }
 
 }  // namespace flotilla

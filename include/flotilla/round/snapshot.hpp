@@ -26,10 +26,10 @@ struct coordinator_snapshot {
 template <class P, class Rule>
 struct coordinator_state {
   std::uint64_t round = 0;
-  random_engine engine;
-  std::shared_ptr<const P> global;
-  Rule rule;
-  flotilla::history history;
+  random_engine engine{};
+  std::shared_ptr<const P> global{};
+  Rule rule{};
+  flotilla::history history{};
 };
 
 }  // namespace flotilla

@@ -105,15 +105,28 @@ class in_memory_transport {
 
   [[nodiscard]] std::size_t worker_count() const { return pool_.size(); }
 
+  /// What learner `id` reported when it joined (here: its `properties()`, taken when the
+  /// transport was made); empty for a learner type without properties or an unknown id.
+  [[nodiscard]] settings properties(learner_id id) const {
+    const auto found = index_.find(id);
+    return found == index_.end() ? settings{} : slots_[found->second].properties;
+  }
+
  private:
   struct hosted {
     L learner;
     bool busy = false;
+    settings properties;
   };
 
   static std::deque<hosted> make_slots(std::vector<L> learners) {
     std::deque<hosted> slots;  // a deque: slots never move, jobs hold references to them
-    for (auto& learner : learners) slots.push_back(hosted{std::move(learner), false});
+    for (auto& learner : learners) {
+      settings properties;
+      if constexpr (requires { { learner.properties() } -> std::convertible_to<settings>; })
+        properties = learner.properties();
+      slots.push_back(hosted{std::move(learner), false, std::move(properties)});
+    }
     return slots;
   }
 

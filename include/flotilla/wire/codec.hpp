@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "flotilla/concepts/parameter_set.hpp"
@@ -39,8 +40,9 @@ namespace flotilla {
 
 /// The version of the wire format this build writes and reads.
 /// Version 2 (Flotilla 0.3) opened task kinds to user-defined stages and moved the checkpoint
-/// format to the persistence layer.
-inline constexpr std::uint16_t wire_format_version = 2;
+/// format to the persistence layer. Version 3 (Flotilla 0.4) carries settings as numbers,
+/// integers or text.
+inline constexpr std::uint16_t wire_format_version = 3;
 /// "FLTL" as a little-endian 32-bit number: the first bytes of every encoded buffer.
 inline constexpr std::uint32_t wire_magic = 0x4C544C46;
 
@@ -322,8 +324,11 @@ inline void read_envelope(wire_reader& in, wire_content expected) {
   const auto magic = in.read<std::uint32_t>("magic number");
   if (magic != wire_magic) throw decode_error("not a Flotilla message: wrong magic number");
   const auto version = in.read<std::uint16_t>("format version");
-  if (version != wire_format_version)
+  // A checkpoint holds no settings, the only change in version 3: version 2's read the same.
+  const std::uint16_t oldest = expected == wire_content::checkpoint ? 2 : wire_format_version;
+  if (version < oldest || version > wire_format_version)
     throw decode_error("message has format version " + std::to_string(version) + "; this build reads version " +
+                       (oldest == wire_format_version ? "" : std::to_string(oldest) + " to ") +
                        std::to_string(wire_format_version));
   const auto content = in.read<std::uint8_t>("content type");
   if (content != static_cast<std::uint8_t>(expected))
@@ -349,6 +354,36 @@ inline std::map<std::string, double> read_map(wire_reader& in, const char* what)
     if (!map.emplace(std::move(key), value).second) throw decode_error(std::string(what) + " repeats a key");
   }
   return map;
+}
+
+// Settings: each value tagged 0 (number), 1 (integer) or 2 (text).
+inline void write_settings(wire_writer& out, const settings& values) {
+  out.write(static_cast<std::uint64_t>(values.size()));
+  for (const auto& [key, value] : values) {
+    out.write_string(key);
+    out.write(static_cast<std::uint8_t>(value.index()));
+    if (const auto* number = std::get_if<double>(&value)) out.write(*number);
+    else if (const auto* integer = std::get_if<std::int64_t>(&value)) out.write(*integer);
+    else out.write_string(std::get<std::string>(value));
+  }
+}
+
+inline settings read_settings(wire_reader& in, const char* what) {
+  // Each entry takes at least a key length, a tag and a text length: 4 + 1 + 4 bytes.
+  const auto count = in.read_count(in.limits().max_entries, 9, what);
+  settings values;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    auto key = in.read_string("setting name");
+    setting value;
+    switch (in.read<std::uint8_t>("setting type")) {
+      case 0: value = in.read<double>("setting number"); break;
+      case 1: value = in.read<std::int64_t>("setting integer"); break;
+      case 2: value = in.read_string("setting text"); break;
+      default: throw decode_error(std::string(what) + ": setting '" + detail::printable(key, 64) + "' has an unknown type");
+    }
+    if (!values.emplace(std::move(key), std::move(value)).second) throw decode_error(std::string(what) + " repeats a key");
+  }
+  return values;
 }
 
 // A task kind: any but 0 (the set is open; see fwd.hpp).

@@ -30,7 +30,7 @@ void write_body(wire_writer& out, const task<P>& work) {
   out.write(work.round);
   out.write(work.config.round);
   out.write(work.config.seed);
-  write_map(out, work.config.values);
+  write_settings(out, work.config.values);
   out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
   if (work.parameters) wire_codec<P>::write(out, *work.parameters);
 }
@@ -42,7 +42,7 @@ task<P> read_task_body(wire_reader& in) {
   work.round = in.read<std::uint64_t>("round");
   work.config.round = in.read<std::uint64_t>("config round");
   work.config.seed = in.read<std::uint64_t>("config seed");
-  work.config.values = read_map(in, "config entry count");
+  work.config.values = read_settings(in, "setting count");
   // Made non-const: a streaming decode fills their final values in place (started_decode).
   if (in.read<std::uint8_t>("parameters flag") != 0) work.parameters = std::make_shared<P>(wire_codec<P>::read(in));
   return work;

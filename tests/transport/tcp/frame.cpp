@@ -84,7 +84,7 @@ TEST_CASE("a header round-trips and is checked field by field") {
   SUBCASE("another protocol version, named with ours") {
     bytes[4] = std::byte{9};
     CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_header(bytes, 1000),
-                         "peer speaks protocol version 9; this build speaks version 3", protocol_error);
+                         "peer speaks protocol version 9; this build speaks version 4", protocol_error);
   }
   SUBCASE("a corrupted length is caught by the header checksum") {
     bytes[20] = std::byte{0x7F};
@@ -155,7 +155,32 @@ TEST_CASE("challenge, hello, refusal and reason payloads round-trip; malformed o
   CHECK(flotilla::tcp::encode_reason(flotilla::task_kind::fit, std::string(5000, 'x'))->size() <=
         flotilla::tcp::payload_limit(frame_type::failure, 0));
   CHECK(flotilla::tcp::payload_limit(frame_type::heartbeat, 1 << 20) == 0);
+  CHECK(flotilla::tcp::payload_limit(frame_type::opening, 1 << 20) == 0);
   CHECK(flotilla::tcp::payload_limit(frame_type::reply, 1 << 20) == 1 << 20);
+}
+
+TEST_CASE("a hello carries the learner's properties, bounded in number and length") {
+  const flotilla::tcp::hello_proof proof{};
+  const flotilla::settings properties{{"device", "gpu"}, {"examples", std::int64_t{600}}, {"memory_gib", 7.5}};
+  const auto greeting = flotilla::tcp::decode_hello(*flotilla::tcp::encode_hello({3, proof, properties}));
+  CHECK(greeting.learner == 3);
+  CHECK(greeting.properties == properties);
+  // 32 numbers under 100-byte names fit the hello frame's limit (a learner checks its own hello).
+  flotilla::settings numbers;
+  for (int i = 0; i < 32; ++i) numbers[std::string(100, char('a' + i % 26)) + std::to_string(i)] = double(i);
+  CHECK(flotilla::tcp::encode_hello({~0ull, proof, numbers})->size() <= flotilla::tcp::payload_limit(frame_type::hello, 0));
+  // Beyond the bounds: refused when decoded.
+  auto many = numbers;
+  many["one too many"] = 1.0;
+  CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_hello(*flotilla::tcp::encode_hello({3, proof, many})),
+                       doctest::Contains("property count is 33; the limit is 32"), protocol_error);
+  CHECK_THROWS_WITH_AS(
+      (void)flotilla::tcp::decode_hello(*flotilla::tcp::encode_hello({3, proof, {{"device", std::string(300, 'x')}}})),
+      doctest::Contains("setting text is 300 bytes long; the limit is 256"), protocol_error);
+  auto bad_type = *flotilla::tcp::encode_hello({3, proof, {{"k", 1.0}}});
+  bad_type[1 + 8 + 32 + 8 + 4 + 1] = std::byte{7};  // endianness, id, proof, count, key length, key: the tag
+  CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_hello(bad_type), doctest::Contains("setting 'k' has an unknown type"),
+                       protocol_error);
 }
 
 TEST_CASE("a hello's proof is HMAC-SHA256 of the context, nonce and id, keyed by the token") {

@@ -172,8 +172,14 @@ class raw_peer {
     asio::read(socket_, asio::buffer(next.payload));
     return next;
   }
-  /// Reads the aggregator's challenge: the first frame on every connection.
+  /// Sends the opening frame a learner starts every connection with.
+  void send_opening() {
+    write_frame(flotilla::tcp::make_frame(flotilla::tcp::frame_type::opening, 0));
+    opened_ = true;
+  }
+  /// Reads the aggregator's challenge (after the opening, which it sends first if no frame was).
   flotilla::tcp::challenge_nonce read_challenge() {
+    if (!opened_) send_opening();
     const auto first = read_frame();
     REQUIRE(first.header.type == flotilla::tcp::frame_type::challenge);
     return flotilla::tcp::decode_challenge(first.payload);
@@ -206,6 +212,7 @@ class raw_peer {
  private:
   asio::io_context io_;
   asio::ip::tcp::socket socket_{io_};
+  bool opened_ = false;
 };
 
 }  // namespace tcp_test

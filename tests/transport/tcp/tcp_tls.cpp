@@ -35,27 +35,55 @@ TEST_CASE("a federation runs over mutual TLS") {
   CHECK(learner.wait() == flotilla::tcp::client_exit::goodbye);
 }
 
-TEST_CASE("a learner without a certificate from the operator's CA never registers") {
+TEST_CASE("a learner that cannot get in gives up after its attempts, naming the cause") {
   captured_log log;
   server transport(mutual_tls_server(log));
   SUBCASE("no client certificate") {
     client_thread anonymous(1, tls_client(transport.port(), log, {"", "", file("ca.pem")}));
+    CHECK(anonymous.wait() == flotilla::tcp::client_exit::certificate_rejected);
     CHECK(log.wait_for("closed before registering: handshake failed"));
-    CHECK(log.wait_for("learner 1: connection failed"));
+    CHECK(log.wait_for("learner 1: cannot get in (attempt 3 of 3): the aggregator requires a client certificate "
+                       "and this learner sent none"));
+    CHECK(log.wait_for("learner 1: giving up: the aggregator requires a client certificate"));
   }
   SUBCASE("a certificate signed by another CA") {
     client_thread rogue(1, tls_client(transport.port(), log, {file("rogue.pem"), file("rogue.key"), file("ca.pem")}));
+    CHECK(rogue.wait() == flotilla::tcp::client_exit::certificate_rejected);
     CHECK(log.wait_for("closed before registering: handshake failed"));
+    CHECK(log.wait_for("learner 1: giving up: the aggregator rejected this learner's certificate (tlsv1 alert unknown ca"));
+  }
+  SUBCASE("an aggregator its CA did not sign") {
+    client_thread careful(1, tls_client(transport.port(), log, {file("learner.pem"), file("learner.key"), file("rogue-ca.pem")}));
+    CHECK(careful.wait() == flotilla::tcp::client_exit::certificate_unverified);
+    CHECK(log.wait_for("learner 1: giving up: could not verify the aggregator's certificate: self-signed "
+                       "certificate in certificate chain"));
+  }
+  SUBCASE("plain TCP to an aggregator that requires TLS") {
+    client_thread plain(1, quick_client(transport.port(), log));
+    CHECK(plain.wait() == flotilla::tcp::client_exit::tls_mismatch);
+    CHECK(log.wait_for("speaks plain TCP; this aggregator requires TLS"));
+    CHECK(log.wait_for("learner 1: giving up: the aggregator requires TLS and this learner speaks plain TCP"));
+  }
+  SUBCASE("the number of attempts is the learner's to choose; 0 retries for good") {
+    auto patient = quick_client(transport.port(), log);
+    patient.give_up_after = 0;
+    patient.max_backoff = 50ms;
+    client_thread plain(1, patient);
+    CHECK(log.wait_for("learner 1: cannot get in (attempt 5): the aggregator requires TLS"));
+    CHECK_FALSE(log.wait_for("giving up", 100ms));
   }
   CHECK(transport.connected().empty());
 }
 
-TEST_CASE("a learner refuses an aggregator its CA did not sign") {
+TEST_CASE("a TLS learner tells a plain TCP aggregator apart, and the aggregator says so too") {
   captured_log log;
-  server transport(mutual_tls_server(log));
-  client_thread careful(1, tls_client(transport.port(), log, {file("learner.pem"), file("learner.key"), file("rogue-ca.pem")}));
-  CHECK(log.wait_for("learner 1: connection failed: certificate verify failed"));
-  CHECK(transport.connected().empty());
+  server plain(quick_server(log));
+  auto options = tls_client(plain.port(), log, {file("learner.pem"), file("learner.key"), file("ca.pem")});
+  options.give_up_after = 2;
+  client_thread learner(1, options);
+  CHECK(learner.wait() == flotilla::tcp::client_exit::tls_mismatch);
+  CHECK(log.wait_for("speaks TLS; this aggregator runs plain TCP (server_options::tls is not set)"));
+  CHECK(log.wait_for("learner 1: giving up: the aggregator does not speak TLS: it answered in plain TCP"));
 }
 
 TEST_CASE("over TLS, a wrong token is still refused") {

@@ -5,6 +5,11 @@
 #include <cmath>
 #include <future>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 using namespace tcp_test;
 using flotilla::tcp::frame_type;
@@ -55,6 +60,38 @@ TEST_CASE("a federation over TCP reaches the same model as the same federation i
     CHECK(a.wait() == flotilla::tcp::client_exit::goodbye);
   }
   CHECK(log.wait_for("learner 1: the aggregator ended the run"));
+  // A normal end is logged as one, on both sides, never as a lost connection.
+  CHECK(log.wait_for(") left: the run is over"));
+  const auto lines = log.all();
+  CHECK(lines.find("disconnected") == std::string::npos);
+  CHECK(lines.find("connection closed") == std::string::npos);
+}
+
+TEST_CASE("a learner gives up on an aggregator that speaks another protocol version") {
+  captured_log log;
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  // An aggregator from another release: answers each opening with a challenge of version 3.
+  std::thread old_aggregator([&] {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto socket = acceptor.accept();
+      std::array<std::byte, flotilla::tcp::header_size> opening{};
+      asio::read(socket, asio::buffer(opening));
+      const auto nonce = flotilla::tcp::make_challenge();
+      auto challenge = make_frame(frame_type::challenge, 0, flotilla::tcp::encode_challenge(nonce));
+      challenge.header[4] = std::byte{3};
+      asio::write(socket, asio::buffer(challenge.header));
+      asio::write(socket, asio::buffer(challenge.payload.front().data(), challenge.payload.front().size()));
+      std::error_code ignored;
+      asio::read(socket, asio::buffer(opening), ignored);  // until the learner hangs up
+    }
+  });
+  auto options = quick_client(acceptor.local_endpoint().port(), log);
+  options.give_up_after = 2;
+  client_thread learner(1, options);
+  CHECK(learner.wait() == flotilla::tcp::client_exit::version_mismatch);
+  old_aggregator.join();
+  CHECK(log.wait_for("learner 1: giving up: the aggregator speaks protocol version 3; this learner speaks version 4"));
 }
 
 TEST_CASE("bad frames from an unregistered peer close only that connection, with the reason logged") {
@@ -74,18 +111,20 @@ TEST_CASE("bad frames from an unregistered peer close only that connection, with
   }
   SUBCASE("unknown protocol version") {
     raw_peer peer(transport.port());
-    auto bad = hello;
-    bad.header[4] = std::byte{2};  // Flotilla 0.2's version: refused with both versions named
+    auto bad = make_frame(frame_type::opening, 0);
+    bad.header[4] = std::byte{3};  // Flotilla 0.3's version: refused with both versions named
     peer.write_frame(bad);
-    CHECK(log.wait_for("protocol error: peer speaks protocol version 2; this build speaks version 3"));
+    CHECK(log.wait_for("protocol error: peer speaks protocol version 3; this build speaks version 4"));
   }
   SUBCASE("length over the limit") {
     raw_peer peer(transport.port());
+    peer.send_opening();
     peer.write(flotilla::tcp::encode_header({frame_type::hello, 0, 100000, 0}));
-    CHECK(log.wait_for("protocol error: hello frame announces 100,000 payload bytes; the limit is 64"));
+    CHECK(log.wait_for("protocol error: hello frame announces 100,000 payload bytes; the limit is 4,096"));
   }
   SUBCASE("checksum mismatch") {
     raw_peer peer(transport.port());
+    peer.send_opening();
     auto payload = payload_of(hello);
     payload[2] ^= std::byte{0x40};
     peer.write(hello.header);
@@ -105,6 +144,10 @@ TEST_CASE("bad frames from an unregistered peer close only that connection, with
   SUBCASE("a frame type out of place") {
     raw_peer peer(transport.port());
     peer.write_frame(make_frame(frame_type::heartbeat, 1));
+    CHECK(log.wait_for("protocol error: heartbeat frame out of place: expected opening"));
+    raw_peer opened(transport.port());
+    opened.send_opening();
+    opened.write_frame(make_frame(frame_type::heartbeat, 1));
     CHECK(log.wait_for("protocol error: heartbeat frame out of place: expected hello"));
   }
   SUBCASE("silence instead of a hello") {
@@ -325,4 +368,88 @@ TEST_CASE("a learner without a valid token is refused; the wire says only that a
   REQUIRE(flotilla::wait_for_learners(transport, 1, 5s));
   flotilla::coordinator federation(transport, model(2).parameters(), round_options(1));
   CHECK(federation.run_round().participants == std::vector<flotilla::learner_id>{1});
+}
+
+namespace {
+// Records the settings each fit task brought, by learner.
+struct settings_log {
+  std::mutex mutex;
+  std::map<flotilla::learner_id, flotilla::settings> seen;
+};
+
+struct recording_model {
+  slow_model inner;
+  settings_log* log = nullptr;
+  flotilla::learner_id id = 0;
+  const params& parameters() const { return inner.parameters(); }
+  void set_parameters(const params& p) { inner.set_parameters(p); }
+  flotilla::local_result fit(const model::data_type& data, const flotilla::fit_config& config) {
+    {
+      std::lock_guard lock(log->mutex);
+      log->seen[id] = config.values;
+    }
+    return inner.fit(data, config);
+  }
+};
+using recording_learner = flotilla::learner<recording_model, model::data_type>;
+}  // namespace
+
+TEST_CASE("learners report properties when they join; configure_fit gives each its own settings over TCP") {
+  captured_log log;
+  server transport(quick_server(log));
+  settings_log seen;
+  std::vector<std::unique_ptr<recording_learner>> learners;
+  std::vector<std::unique_ptr<flotilla::tcp::learner_client<recording_learner>>> clients;
+  std::vector<std::thread> threads;
+  for (flotilla::learner_id id = 1; id <= 3; ++id) {
+    learners.push_back(std::make_unique<recording_learner>(id, recording_model{{}, &seen, id}, line_data(10 * id, id)));
+    learners.back()->set_properties({{"examples", std::int64_t(10 * id)}, {"device", id == 2 ? "gpu" : "cpu"}});
+    clients.push_back(std::make_unique<flotilla::tcp::learner_client<recording_learner>>(
+        *learners.back(), quick_client(transport.port(), log)));
+    threads.emplace_back([client = clients.back().get()] { client->run(); });
+  }
+  REQUIRE(flotilla::wait_for_learners(transport, 3, 5s));
+  CHECK(transport.properties(2) == flotilla::settings{{"device", "gpu"}, {"examples", std::int64_t{20}}});
+  CHECK(transport.properties(9).empty());
+
+  flotilla::coordinator federation(
+      transport, model(2).parameters(),
+      {.selection = {.fraction = 1.0, .minimum = 1,
+                     .eligible = [](flotilla::learner_id, const flotilla::settings& p) {
+                       return flotilla::setting_or(p, "device", std::string()) == "cpu";
+                     },
+                     .weight = {}},
+       .quorum = 2, .round_timeout = 5s,
+       .fit_settings = {{"learning_rate", 0.1}},
+       .configure_fit = [](flotilla::learner_id, const flotilla::settings& properties, std::uint64_t) {
+         // Smaller shares take smaller steps.
+         return flotilla::settings{
+             {"learning_rate", 0.01 * double(flotilla::setting_or(properties, "examples", std::int64_t{0}))}};
+       }});
+  CHECK(federation.run_round().participants == std::vector<flotilla::learner_id>{1, 3});
+  {
+    std::lock_guard lock(seen.mutex);
+    CHECK(seen.seen.size() == 2);  // learner 2 (gpu) was not eligible
+    CHECK(flotilla::setting_or(seen.seen[1], "learning_rate", 0.0) == doctest::Approx(0.1));
+    CHECK(flotilla::setting_or(seen.seen[3], "learning_rate", 0.0) == doctest::Approx(0.3));
+  }
+  transport.say_goodbye();
+  for (auto& thread : threads) thread.join();
+}
+
+TEST_CASE("a learner's properties beyond the hello's bounds are a configuration error, not a retry loop") {
+  captured_log log;
+  auto options = quick_client(1, log);
+  for (int i = 0; i < 33; ++i) options.properties["p" + std::to_string(i)] = std::int64_t{i};
+  test_learner learner(1, slow_model{}, line_data(5, 1));
+  CHECK_THROWS_WITH_AS(flotilla::tcp::learner_client<test_learner>(learner, options),
+                       "a learner reports at most 32 properties; got 33", flotilla::configuration_error);
+  options.properties = {{"device", std::string(257, 'x')}};
+  CHECK_THROWS_WITH_AS(flotilla::tcp::learner_client<test_learner>(learner, options),
+                       "property 'device' is longer than 256 bytes, the limit of a name or text",
+                       flotilla::configuration_error);
+  options.properties.clear();
+  for (int i = 0; i < 20; ++i) options.properties["p" + std::to_string(i)] = std::string(250, 'x');
+  CHECK_THROWS_WITH_AS(flotilla::tcp::learner_client<test_learner>(learner, options),
+                       doctest::Contains("this learner's properties take 5,"), flotilla::configuration_error);
 }

@@ -34,7 +34,10 @@ namespace flotilla::tcp {
 /// The version of the TCP protocol this build speaks.
 /// Version 2 (Flotilla 0.2) added the challenge frame, the hello's proof and refusal codes.
 /// Version 3 (Flotilla 0.3) carries payloads in wire format 2 (open task kinds).
-inline constexpr std::uint16_t protocol_version = 3;
+/// Version 4 (Flotilla 0.4): the learner speaks first (an opening frame, so a TLS aggregator
+/// recognises a plain learner), hellos carry the learner's properties, and payloads use wire
+/// format 3 (settings as numbers, integers or text).
+inline constexpr std::uint16_t protocol_version = 4;
 /// "FLTF" as a little-endian 32-bit number.
 inline constexpr std::uint32_t frame_magic = 0x46544C46;
 inline constexpr std::size_t header_size = 32;
@@ -49,6 +52,7 @@ enum class frame_type : std::uint8_t {
   heartbeat = 7,  ///< either way: still alive
   goodbye = 8,    ///< aggregator -> learner: the run is over, do not reconnect
   challenge = 9,  ///< aggregator -> learner: a fresh nonce, first frame on a connection
+  opening = 10,   ///< learner -> aggregator: empty, the learner's first frame on a connection
 };
 
 [[nodiscard]] inline const char* to_string(frame_type type) {
@@ -62,9 +66,22 @@ enum class frame_type : std::uint8_t {
     case frame_type::heartbeat: return "heartbeat";
     case frame_type::goodbye: return "goodbye";
     case frame_type::challenge: return "challenge";
+    case frame_type::opening: return "opening";
   }
   return "unknown";
 }
+
+/// A peer that speaks another version of the protocol: retrying cannot help until one side is
+/// upgraded, so a learner gives up on it (client_exit::version_mismatch).
+class protocol_version_error : public protocol_error {
+ public:
+  protocol_version_error(std::uint16_t peer_version, const std::string& what)
+      : protocol_error(what), peer_version_(peer_version) {}
+  [[nodiscard]] std::uint16_t peer_version() const { return peer_version_; }
+
+ private:
+  std::uint16_t peer_version_;
+};
 
 struct frame_header {
   frame_type type = frame_type::heartbeat;
@@ -98,7 +115,7 @@ T load(const std::byte* at) {
 [[nodiscard]] FLOTILLA_DECL std::array<std::byte, header_size> encode_header(const frame_header& header);
 
 /// Checks and decodes the 32 header bytes. @throws protocol_error naming what is wrong: magic,
-/// version (both versions named), type, reserved byte, header checksum, or a payload length over
+/// version (both versions named; protocol_version_error), type, reserved byte, header checksum, or a payload length over
 /// `max_payload` (before anything is allocated for it).
 [[nodiscard]] FLOTILLA_DECL frame_header decode_header(std::span<const std::byte> bytes, std::uint64_t max_payload);
 
@@ -130,12 +147,12 @@ FLOTILLA_DECL frame_header decode_header(std::span<const std::byte> bytes, std::
     throw protocol_error("wrong magic number: not a Flotilla frame");
   const auto version = detail::load<std::uint16_t>(bytes.data() + 4);
   if (version != protocol_version)
-    throw protocol_error("peer speaks protocol version " + std::to_string(version) + "; this build speaks version " +
+    throw protocol_version_error(version, "peer speaks protocol version " + std::to_string(version) + "; this build speaks version " +
                          std::to_string(protocol_version));
   if (detail::load<std::uint32_t>(bytes.data() + 28) != flotilla::detail::crc32c(bytes.first(28)))
     throw protocol_error("frame header checksum mismatch");
   const auto type = static_cast<std::uint8_t>(bytes[6]);
-  if (type < static_cast<std::uint8_t>(frame_type::hello) || type > static_cast<std::uint8_t>(frame_type::challenge))
+  if (type < static_cast<std::uint8_t>(frame_type::hello) || type > static_cast<std::uint8_t>(frame_type::opening))
     throw protocol_error("unknown frame type " + std::to_string(type));
   if (bytes[7] != std::byte{0}) throw protocol_error("reserved header byte is not zero");
   frame_header header{static_cast<frame_type>(type), detail::load<std::uint64_t>(bytes.data() + 8),

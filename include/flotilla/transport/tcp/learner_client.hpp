@@ -47,7 +47,8 @@ class learner_client final : private detail::served_learner {
  public:
   using parameters_type = typename L::parameters_type;
 
-  learner_client(L& learner, client_options options) : learner_(learner), core_(*this, std::move(options)) {
+  learner_client(L& learner, client_options options)
+      : learner_(learner), core_(*this, with_learner_properties(learner, std::move(options))) {
     // Taken now, before training can change the model on the worker thread.
     if constexpr (detail::exposes_model_parameters<L>) {
       const auto& own = learner_.model().parameters();
@@ -105,6 +106,13 @@ class learner_client final : private detail::served_learner {
                 return make_frame(frame_type::failure, work.round, encode_reason(work.kind, error.what()));
               }
             }};
+  }
+
+  // The learner's own properties, unless the options give some.
+  static client_options with_learner_properties(const L& learner, client_options options) {
+    if constexpr (requires { { learner.properties() } -> std::convertible_to<settings>; })
+      if (options.properties.empty()) options.properties = learner.properties();
+    return options;
   }
 
   decode_limits limits() const {

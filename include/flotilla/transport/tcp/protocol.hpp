@@ -60,7 +60,12 @@ template <class Message>
 struct hello {
   learner_id learner = 0;
   hello_proof proof{};
+  settings properties{};  ///< what the learner reports about itself (at most hello_property_limits)
 };
+
+/// Bounds on a hello's properties: the aggregator keeps them for as long as the learner stays.
+inline constexpr decode_limits hello_property_limits{.max_scalars = 0, .max_tensors = 0, .max_rank = 0,
+                                                     .max_string = 256, .max_entries = 32};
 
 /// Why the aggregator refused a learner. Only the first ends the learner's run: the others are
 /// temporary, and the learner tries again after its backoff.
@@ -68,6 +73,8 @@ enum class refusal_code : std::uint8_t {
   authentication_failed = 1,  ///< unknown id, wrong proof or certificate: the same answer for all
   already_connected = 2,      ///< this identity has a live connection; a takeover needs it to go silent
   busy = 3,                   ///< too many connections, or too many failures from this address
+  tls_required = 4,           ///< a plain-TCP learner reached an aggregator that speaks only TLS
+  tls_unsupported = 5,        ///< a TLS learner reached a plain-TCP aggregator (its handshake fails on it)
 };
 
 [[nodiscard]] inline const char* to_string(refusal_code code) {
@@ -75,6 +82,9 @@ enum class refusal_code : std::uint8_t {
     case refusal_code::authentication_failed: return "authentication failed";
     case refusal_code::already_connected: return "this learner is already connected";
     case refusal_code::busy: return "the aggregator is busy; try again later";
+    case refusal_code::tls_required:
+      return "the aggregator requires TLS and this learner speaks plain TCP (set client_options::tls)";
+    case refusal_code::tls_unsupported: return "the aggregator speaks plain TCP, not TLS";
   }
   return "unknown refusal";
 }
@@ -97,10 +107,11 @@ std::shared_ptr<const byte_buffer> encode_control(Body body) {
 }
 
 template <class Body>
-auto decode_control(std::span<const std::byte> bytes, const char* what, Body body) {
+auto decode_control(std::span<const std::byte> bytes, const char* what, Body body,
+                    const decode_limits& limits = control_limits) {
   try {
     return flotilla::detail::translating_cereal_errors([&] {
-      wire_reader in(bytes, control_limits);
+      wire_reader in(bytes, limits);
       auto decoded = body(in);
       in.expect_end();
       return decoded;
@@ -154,9 +165,10 @@ FLOTILLA_DECL std::uint64_t payload_limit(frame_type type, std::uint64_t model_m
   switch (type) {
     case frame_type::heartbeat:
     case frame_type::welcome:
-    case frame_type::goodbye: return 0;
+    case frame_type::goodbye:
+    case frame_type::opening: return 0;
     case frame_type::challenge: return challenge_size;
-    case frame_type::hello: return 64;       // an id and a 32-byte proof, cereal-framed
+    case frame_type::hello: return 4096;     // an id, a 32-byte proof and bounded properties
     case frame_type::refusal: return 16;     // a code
     case frame_type::failure: return 1024;   // a kind and a reason cut to 1,000 bytes
     case frame_type::task:
@@ -182,6 +194,7 @@ FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_hello(const hello& greet
   return detail::encode_control([&](wire_writer& out) {
     out.write(greeting.learner);
     for (const auto b : greeting.proof) out.write(static_cast<std::uint8_t>(b));
+    flotilla::detail::write_settings(out, greeting.properties);
   });
 }
 
@@ -190,8 +203,9 @@ FLOTILLA_DECL hello decode_hello(std::span<const std::byte> bytes) {
     hello greeting;
     greeting.learner = in.read<learner_id>("learner id");
     for (auto& b : greeting.proof) b = static_cast<std::byte>(in.read<std::uint8_t>("proof"));
+    greeting.properties = flotilla::detail::read_settings(in, "property count");
     return greeting;
-  });
+  }, hello_property_limits);
 }
 
 FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_refusal(refusal_code code) {
@@ -201,7 +215,7 @@ FLOTILLA_DECL std::shared_ptr<const byte_buffer> encode_refusal(refusal_code cod
 FLOTILLA_DECL refusal_code decode_refusal(std::span<const std::byte> bytes) {
   return detail::decode_control(bytes, "refusal", [](wire_reader& in) {
     const auto code = in.read<std::uint8_t>("refusal code");
-    if (code < 1 || code > 3) throw decode_error("unknown refusal code " + std::to_string(code));
+    if (code < 1 || code > 5) throw decode_error("unknown refusal code " + std::to_string(code));
     return static_cast<refusal_code>(code);
   });
 }

@@ -23,11 +23,14 @@
 #include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 
 #include <openssl/ssl.h>   // the verify mode and the peer certificate of a TLS connection
 #include <openssl/x509v3.h>  // the certificate's subject alternative names
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -73,12 +76,12 @@ struct server_options {
   std::chrono::milliseconds write_timeout{10000};      ///< a learner whose socket takes nothing this long is dropped
   std::uint64_t min_receive_rate = 1024;               ///< bytes/s a frame must average once it took a heartbeat timeout
   /// When not empty, only these learners, each proving its token (challenge-response).
-  std::map<learner_id, std::string> tokens;
+  std::map<learner_id, std::string> tokens{};
   /// With mutual TLS: the name (subject CN or a DNS subject alternative name) each learner's
   /// certificate must carry. When not empty, a learner not listed, or presenting another
   /// certificate, is refused.
-  std::map<learner_id, std::string> certificate_names;
-  std::shared_ptr<asio::ssl::context> tls;  ///< null: plain TCP (see make_server_tls)
+  std::map<learner_id, std::string> certificate_names{};
+  std::shared_ptr<asio::ssl::context> tls{};  ///< null: plain TCP (see make_server_tls)
   /// Listening beyond loopback with neither tokens nor client certificates lets anyone who can
   /// reach the port join the federation; the constructor refuses it unless this is set.
   bool insecure_allow_unauthenticated_network = false;
@@ -284,9 +287,18 @@ class server_transport {
     return std::move(next->content);  // its bytes leave the meters here
   }
 
+  /// What learner `id` reported in its hello when it last registered; empty if it reported
+  /// nothing or is not connected.
+  [[nodiscard]] settings properties(learner_id id) const {
+    std::lock_guard lock(mutex_);
+    const auto found = members_.find(id);
+    return found == members_.end() ? settings{} : found->second.properties;
+  }
+
   /// Tells every learner the run is over (they exit instead of reconnecting) and waits up to
   /// `timeout` for those frames to be written.
   void say_goodbye(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    goodbye_said_ = true;
     asio::post(io_, [this] {
       std::lock_guard lock(mutex_);
       for (auto& [id, entry] : members_) entry.send(make_frame(frame_type::goodbye, 0));
@@ -334,6 +346,7 @@ class server_transport {
     std::optional<pending_task> pending;
     std::uint64_t generation = 0;  // tells a replaced connection from its successor
     std::size_t unsolicited = 0;
+    settings properties;  // what the learner reported in its hello
   };
 
   // A message for the coordinator and the bytes it holds, counted until it is taken.
@@ -454,6 +467,28 @@ class server_transport {
     entry.until = detail::clock::now() + std::min<std::chrono::milliseconds>(wait, std::chrono::minutes(1));
   }
 
+  // A refusal frame written on the bare socket, outside any TLS; errors are the peer's to notice.
+  static asio::awaitable<void> refuse_in_plain(asio::ip::tcp::socket& socket, refusal_code code) {
+    const auto refusal = make_frame(frame_type::refusal, 0, encode_refusal(code));
+    const auto& payload = refusal.payload.front();
+    const std::array<asio::const_buffer, 2> pieces{asio::buffer(refusal.header),
+                                                   asio::buffer(payload.data(), payload.size())};
+    std::error_code ignored;
+    co_await asio::async_write(socket, pieces, asio::redirect_error(asio::use_awaitable, ignored));
+  }
+
+  // The first byte a new connection's learner sends, left unread for the handshake.
+  template <class Stream>
+  static asio::awaitable<std::byte> peek_first_byte(detail::connection<Stream>& connection) {
+    auto& socket = [&]() -> asio::ip::tcp::socket& {
+      if constexpr (std::is_same_v<Stream, tls_stream>) return connection.stream().next_layer();
+      else return connection.stream();
+    }();
+    std::array<std::byte, 1> first{};
+    co_await socket.async_receive(asio::buffer(first), asio::socket_base::message_peek, asio::use_awaitable);
+    co_return first[0];
+  }
+
   template <class Stream>
   asio::awaitable<void> serve(std::shared_ptr<detail::connection<Stream>> connection, std::string address) {
     bool unauthenticated = true;  // holds one of the unauthenticated slots until it leaves them
@@ -474,7 +509,19 @@ class server_transport {
     std::optional<learner_id> id;
     try {
       std::vector<std::string> certificate;
+      // A learner speaks first: a TLS client hello starts with byte 0x16, a frame with 'F'. One
+      // byte tells a learner on the wrong side of TLS, so both ends can say so in one line.
+      const auto first_byte = co_await peek_first_byte(*connection);
       if constexpr (std::is_same_v<Stream, tls_stream>) {
+        if (first_byte == std::byte{'F'}) {
+          log_limited("plain learner", "connection from " + connection->peer() +
+                                           " speaks plain TCP; this aggregator requires TLS");
+          co_await refuse_in_plain(connection->stream().next_layer(), refusal_code::tls_required);
+          connection->on_close(nullptr);
+          connection->close("plain TCP learner refused");
+          leave_unauthenticated();
+          co_return;
+        }
         std::error_code ec;
         co_await connection->stream().async_handshake(asio::ssl::stream_base::server,
                                                       asio::redirect_error(asio::use_awaitable, ec));
@@ -485,10 +532,25 @@ class server_transport {
         }
         certificate = detail::certificate_names_of(connection->stream().native_handle());
       }
+      if constexpr (!std::is_same_v<Stream, tls_stream>) {
+        if (first_byte == std::byte{0x16}) {
+          log_limited("tls learner", "connection from " + connection->peer() +
+                                         " speaks TLS; this aggregator runs plain TCP (server_options::tls is not set)");
+          // Plain bytes where its handshake expects TLS: the learner can tell what it reached.
+          co_await refuse_in_plain(connection->stream(), refusal_code::tls_unsupported);
+          connection->on_close(nullptr);
+          connection->close("TLS learner on a plain TCP aggregator");
+          leave_unauthenticated();
+          co_return;
+        }
+      }
       const auto nonce = make_challenge();
       // Named, not temporaries in the co_await: GCC 12 mishandles temporaries there.
       const auto challenge = make_frame(frame_type::challenge, 0, encode_challenge(nonce));
       co_await connection->write_now(challenge);
+      const auto opening = co_await connection->read_frame(payload_limit(frame_type::opening, 0));
+      if (opening.header.type != frame_type::opening)
+        throw protocol_error(std::string(to_string(opening.header.type)) + " frame out of place: expected opening");
       auto first = co_await connection->read_frame(payload_limit(frame_type::hello, 0));
       if (first.header.type != frame_type::hello)
         throw protocol_error(std::string(to_string(first.header.type)) + " frame out of place: expected hello");
@@ -513,7 +575,7 @@ class server_transport {
         co_return;
       }
       id = greeting.learner;
-      const auto generation = enrol(*id, connection);
+      const auto generation = enrol(*id, connection, greeting.properties);
       connection->send(make_frame(frame_type::welcome, 0));
       connection->start({options_.heartbeat_interval, options_.heartbeat_timeout, options_.write_timeout,
                          options_.min_receive_rate, options_.max_payload});
@@ -582,7 +644,7 @@ class server_transport {
   /// Registers the connection as learner `id`, taking over an earlier, silent connection of the
   /// same learner; returns the registration's generation.
   template <class Stream>
-  std::uint64_t enrol(learner_id id, const std::shared_ptr<detail::connection<Stream>>& connection) {
+  std::uint64_t enrol(learner_id id, const std::shared_ptr<detail::connection<Stream>>& connection, settings properties) {
     const auto generation = ++generations_;
     std::function<void(const std::string&)> close_previous;
     std::string previous_peer;
@@ -603,7 +665,8 @@ class server_transport {
                           connection->peer(),
                           std::nullopt,
                           generation,
-                          0};
+                          0,
+                          std::move(properties)};
     }
     if (close_previous) {
       log("learner " + std::to_string(id) + ": takeover: its silent connection from " + previous_peer +
@@ -623,7 +686,8 @@ class server_transport {
           members_.erase(found);
         }
       }
-      log("learner " + std::to_string(id) + " (" + peer + ") disconnected: " + reason);
+      if (goodbye_said_) log("learner " + std::to_string(id) + " (" + peer + ") left: the run is over");
+      else log("learner " + std::to_string(id) + " (" + peer + ") disconnected: " + reason);
     });
     return generation;
   }
@@ -759,6 +823,7 @@ class server_transport {
   std::shared_ptr<detail::byte_meter> waiting_ = std::make_shared<detail::byte_meter>();
   std::shared_ptr<detail::byte_meter> admitted_ = std::make_shared<detail::byte_meter>();  // replies being received
   std::uint64_t generations_ = 0;  // io thread only
+  std::atomic<bool> goodbye_said_{false};  // disconnections after it are the run ending, not faults
   detail::log_limiter limiter_;    // io thread only
   mutable std::mutex mutex_;  // guards what follows (the io thread and the coordinator's thread share it)
   std::map<learner_id, registration> members_;

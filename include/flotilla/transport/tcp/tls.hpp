@@ -12,9 +12,9 @@
 namespace flotilla::tcp {
 
 struct tls_files {
-  std::string certificate;  ///< PEM certificate chain presented to the peer (may be empty on a learner)
-  std::string private_key;  ///< PEM private key of that certificate
-  std::string authority;    ///< PEM CA certificate(s) that must have signed the peer's certificate
+  std::string certificate{};  ///< PEM certificate chain presented to the peer (may be empty on a learner)
+  std::string private_key{};  ///< PEM private key of that certificate
+  std::string authority{};    ///< PEM CA certificate(s) that must have signed the peer's certificate
 };
 
 /// The aggregator's context. With `require_client_certificate`, a learner without a certificate

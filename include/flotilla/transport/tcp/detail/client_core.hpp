@@ -28,7 +28,7 @@ namespace flotilla::tcp {
 struct client_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
-  std::string token;  ///< proves this learner's identity (never sent itself); empty if none is needed
+  std::string token{};  ///< proves this learner's identity (never sent itself); empty if none is needed
   /// Largest task payload accepted, in bytes, for learners that do not expose their model. A
   /// learner with `model().parameters()` (flotilla::learner) accepts only tasks for its own
   /// model's layout, checked from the first chunk, whatever this says. Also the most bytes queued
@@ -40,17 +40,43 @@ struct client_options {
   std::uint64_t min_receive_rate = 1024;           ///< bytes/s a frame must average once it took a heartbeat timeout
   std::chrono::milliseconds first_backoff{100};  ///< wait after the first failed attempt, doubled each time
   std::chrono::milliseconds max_backoff{5000};
-  std::shared_ptr<asio::ssl::context> tls;  ///< null: plain TCP (see make_learner_tls)
-  std::string tls_server_name;              ///< name the aggregator's certificate must carry (default: host)
+  std::shared_ptr<asio::ssl::context> tls{};  ///< null: plain TCP (see make_learner_tls)
+  std::string tls_server_name{};              ///< name the aggregator's certificate must carry (default: host)
+  /// Attempts in a row that fail for a cause retrying cannot fix (a certificate refused or
+  /// unverifiable, TLS on one side only, another protocol version) before run() gives up and
+  /// returns that cause; 0 retries forever. Other failures (no aggregator yet, a dropped
+  /// connection) are always retried.
+  std::uint32_t give_up_after = 3;
+  /// What this learner reports when it joins (at most 32 entries, names and text up to 256
+  /// bytes). Empty: the learner's own properties(), when it has them.
+  settings properties{};
   log_function log = log_to_stderr;
 };
 
 /// How a learner client's run ended.
 enum class client_exit : std::uint8_t {
-  goodbye,  ///< the aggregator ended the run
-  refused,  ///< the aggregator refused this learner's identity (unknown id, wrong token or certificate)
-  stopped,  ///< stop() was called
+  goodbye,                 ///< the aggregator ended the run
+  refused,                 ///< the aggregator refused this learner's identity (unknown id or wrong token)
+  stopped,                 ///< stop() was called
+  certificate_rejected,    ///< the aggregator refused this learner's certificate, or it sent none
+  certificate_unverified,  ///< this learner could not verify the aggregator's certificate
+  tls_mismatch,            ///< one side speaks TLS and the other plain TCP
+  version_mismatch,        ///< the aggregator speaks another protocol version
 };
+
+/// "goodbye", "refused", ... as in the enumeration.
+[[nodiscard]] inline const char* to_string(client_exit exit) {
+  switch (exit) {
+    case client_exit::goodbye: return "goodbye";
+    case client_exit::refused: return "refused";
+    case client_exit::stopped: return "stopped";
+    case client_exit::certificate_rejected: return "certificate_rejected";
+    case client_exit::certificate_unverified: return "certificate_unverified";
+    case client_exit::tls_mismatch: return "tls_mismatch";
+    case client_exit::version_mismatch: return "version_mismatch";
+  }
+  return "unknown";
+}
 
 namespace detail {
 

@@ -15,10 +15,14 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <openssl/err.h>  // ERR_GET_REASON: why a TLS handshake failed
 #include <openssl/ssl.h>  // SSL_set_tlsext_host_name: server name indication
+#include <openssl/x509.h>  // X509_verify_cert_error_string
 
 #include <algorithm>
 #include <exception>
+#include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -31,6 +35,37 @@
 #include "flotilla/transport/tcp/frame.hpp"
 
 namespace flotilla::tcp::detail {
+
+// A connection attempt that failed for a cause retrying cannot fix.
+struct cannot_get_in : std::runtime_error {
+  cannot_get_in(client_exit why, const std::string& what) : std::runtime_error(what), exit(why) {}
+  client_exit exit;
+};
+
+// A TLS failure retrying cannot fix, by OpenSSL's reason, or nothing for any other failure.
+inline std::optional<cannot_get_in> unfixable_tls_failure(const std::system_error& error) {
+  if (error.code().category() != asio::error::get_ssl_category()) return std::nullopt;
+  const auto detail = " (" + error.code().message() + ")";
+  switch (ERR_GET_REASON(static_cast<unsigned long>(error.code().value()))) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+      return cannot_get_in(client_exit::certificate_rejected,
+                           "the aggregator requires a client certificate and this learner sent none" + detail);
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+      return cannot_get_in(client_exit::certificate_rejected, "the aggregator rejected this learner's certificate" + detail);
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_UNKNOWN_PROTOCOL:
+      return cannot_get_in(client_exit::tls_mismatch,
+                           "the aggregator does not speak TLS: it answered in plain TCP (is server_options::tls set?)" + detail);
+    default: return std::nullopt;
+  }
+}
 
 struct client_core::state {
   using plain_stream = asio::ip::tcp::socket;
@@ -56,8 +91,10 @@ struct client_core::state {
 
   asio::awaitable<void> session_loop() {
     auto backoff = options.first_backoff;
+    std::uint32_t hopeless = 0;  // attempts in a row that failed for a cause retrying cannot fix
     while (!finished) {
       bool registered = false;
+      std::optional<cannot_get_in> unfixable;
       try {
         asio::ip::tcp::resolver resolver(io);
         const auto endpoints = co_await resolver.async_resolve(options.host, std::to_string(options.port),
@@ -70,15 +107,42 @@ struct client_core::state {
           tls_stream stream(std::move(socket), *options.tls);
           SSL_set_tlsext_host_name(stream.native_handle(), options.tls_server_name.c_str());
           stream.set_verify_callback(asio::ssl::host_name_verification(options.tls_server_name));
-          co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+          std::error_code ec;
+          co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
+              ec.category() == asio::error::get_ssl_category())
+            throw cannot_get_in(client_exit::certificate_unverified,
+                                std::string("could not verify the aggregator's certificate: ") +
+                                    X509_verify_cert_error_string(SSL_get_verify_result(stream.native_handle())) +
+                                    " (is client_options::tls trusting the aggregator's CA, and does its certificate "
+                                    "name " + options.tls_server_name + "?)");
+          if (ec) throw std::system_error(ec);
           registered = co_await serve(std::make_shared<connection<tls_stream>>(std::move(stream), peer));
         } else {
           registered = co_await serve(std::make_shared<connection<plain_stream>>(std::move(socket), peer));
         }
+      } catch (const cannot_get_in& error) {
+        unfixable = error;
+      } catch (const protocol_version_error& error) {
+        unfixable = cannot_get_in(client_exit::version_mismatch,
+                                  "the aggregator speaks protocol version " + std::to_string(error.peer_version()) +
+                                      "; this learner speaks version " + std::to_string(protocol_version));
+      } catch (const std::system_error& error) {
+        unfixable = unfixable_tls_failure(error);
+        if (!unfixable && !finished) log(describe(error));
       } catch (const std::exception& error) {
         if (!finished) log(describe(error));
       }
       if (finished) break;
+      hopeless = unfixable ? hopeless + 1 : 0;
+      if (unfixable) {
+        const auto of = options.give_up_after == 0 ? std::string() : " of " + std::to_string(options.give_up_after);
+        log("cannot get in (attempt " + std::to_string(hopeless) + of + "): " + unfixable->what());
+        if (options.give_up_after != 0 && hopeless >= options.give_up_after) {
+          finish(unfixable->exit, std::string("giving up: ") + unfixable->what());
+          break;
+        }
+      }
       if (registered) backoff = options.first_backoff;  // a working connection resets the backoff
       log("reconnecting in " + std::to_string(backoff.count()) + " ms");
       backoff_timer.expires_after(backoff);
@@ -91,13 +155,22 @@ struct client_core::state {
   /// One connection: hello, then tasks until it closes. Returns whether registration succeeded.
   template <class Stream>
   asio::awaitable<bool> serve(std::shared_ptr<connection<Stream>> link) {
-    auto challenge = co_await link->read_frame(payload_limit(frame_type::challenge, 0));
+    // The learner speaks first, so an aggregator that requires TLS recognises a plain learner.
+    const auto opening = make_frame(frame_type::opening, 0);
+    co_await link->write_now(opening);
+    auto challenge = co_await link->read_frame(std::max(payload_limit(frame_type::challenge, 0),
+                                                        payload_limit(frame_type::refusal, 0)));
+    if (challenge.header.type == frame_type::refusal) {
+      const auto code = decode_refusal(challenge.payload);
+      if (code == refusal_code::tls_required) throw cannot_get_in(client_exit::tls_mismatch, to_string(code));
+      throw protocol_error(std::string("refused before the challenge: ") + to_string(code));
+    }
     if (challenge.header.type != frame_type::challenge)
       throw protocol_error(std::string(to_string(challenge.header.type)) + " frame out of place: expected challenge");
     const auto nonce = decode_challenge(challenge.payload);
     // Named, not a temporary in the co_await: GCC 12 mishandles temporaries there.
-    const auto greeting =
-        make_frame(frame_type::hello, 0, encode_hello({learner.id(), prove(options.token, nonce, learner.id())}));
+    const auto greeting = make_frame(
+        frame_type::hello, 0, encode_hello({learner.id(), prove(options.token, nonce, learner.id()), options.properties}));
     co_await link->write_now(greeting);
     auto answer = co_await link->read_frame(payload_limit(frame_type::refusal, 0));
     if (answer.header.type == frame_type::refusal) {
@@ -115,7 +188,7 @@ struct client_core::state {
     close_current = [link](const std::string& reason) { link->close(reason); };
     send_current = [link](outgoing_frame frame) { link->send(std::move(frame)); };
     link->on_close([this](const std::string& reason) {
-      log("connection closed: " + reason);
+      if (!finished) log("connection closed: " + reason);  // a finished run has said why
       send_current = nullptr;
       close_current = nullptr;
     });
@@ -219,6 +292,22 @@ FLOTILLA_DECL client_core::client_core(served_learner& learner, client_options o
     sink(flotilla::detail::printable(line, 2048));
   };
   if (options_.tls_server_name.empty()) options_.tls_server_name = options_.host;
+  // The aggregator refuses a hello beyond these bounds; say so here, not by retrying forever.
+  const auto& bounds = hello_property_limits;
+  if (options_.properties.size() > bounds.max_entries)
+    throw configuration_error("a learner reports at most " + std::to_string(bounds.max_entries) + " properties; got " +
+                              std::to_string(options_.properties.size()));
+  for (const auto& [name, value] : options_.properties) {
+    const auto* text = std::get_if<std::string>(&value);
+    if (name.size() > bounds.max_string || (text && text->size() > bounds.max_string))
+      throw configuration_error("property '" + flotilla::detail::printable(name, 64) + "' is longer than " +
+                                std::to_string(bounds.max_string) + " bytes, the limit of a name or text");
+  }
+  const auto hello_bytes = encode_hello({learner_.id(), {}, options_.properties})->size();
+  if (hello_bytes > payload_limit(frame_type::hello, 0))
+    throw configuration_error("this learner's properties take " + flotilla::detail::grouped(hello_bytes) +
+                              " bytes in its hello; the limit is " +
+                              flotilla::detail::grouped(payload_limit(frame_type::hello, 0)));
   state_ = std::make_unique<state>(learner_, options_);
 }
 
