@@ -26,7 +26,8 @@ extern char** environ;
 class polynomial {
  public:
   using scalar_type = double;
-  explicit polynomial(std::size_t coefficients = 3) : c_(coefficients, 0.0) {}
+  polynomial() : polynomial(3) {}  // 1 + x + x^2 terms
+  explicit polynomial(std::size_t coefficients) : c_(coefficients, 0.0) {}
   std::span<double> values() { return c_; }
   std::span<const double> values() const { return c_; }
   std::size_t layout() const { return c_.size(); }  // the degree + 1 is the whole layout

@@ -198,7 +198,7 @@ namespace {
 struct sign_flipper {
   linear model{3, {.learning_rate = 0.05, .epochs = 5, .batch_size = 0}};
   bool attacks = false;
-  linear::parameters_type sent;
+  linear::parameters_type sent{};
   const linear::parameters_type& parameters() const { return attacks ? sent : model.parameters(); }
   void set_parameters(const linear::parameters_type& p) { model.set_parameters(p); }
   flotilla::local_result fit(const linear::data_type& data, const flotilla::fit_config& config) {

@@ -34,11 +34,11 @@ std::vector<double> values_of(const params& p) { return {p.values().begin(), p.v
 
 struct scripted_transport {
   using parameters_type = params;
-  std::vector<learner_id> learners;
-  std::function<std::vector<message>(const flotilla::task<params>&, std::span<const learner_id>)> respond;
-  std::deque<message> queue;
-  std::vector<flotilla::task<params>> sent;
-  std::vector<std::vector<learner_id>> recipients;
+  std::vector<learner_id> learners{};
+  std::function<std::vector<message>(const flotilla::task<params>&, std::span<const learner_id>)> respond{};
+  std::deque<message> queue{};
+  std::vector<flotilla::task<params>> sent{};
+  std::vector<std::vector<learner_id>> recipients{};
 
   std::vector<learner_id> available() const { return learners; }
   void send(const flotilla::task<params>& work, std::span<const learner_id> to) {
