@@ -74,8 +74,8 @@ template <class T>
 
 /// What the coordinator tells a learner about one round of local work.
 struct fit_config {
-  std::uint64_t round = 0;  ///< the round this work belongs to (1-based)
-  std::uint64_t seed = 0;   ///< per learner and round, for reproducible shuffling
+  std::uint64_t round = 0;      ///< the round this work belongs to (1-based)
+  std::uint64_t seed = 0;       ///< per learner and round, for reproducible shuffling
   flotilla::settings values{};  ///< user settings, e.g. "epochs", "learning_rate", "optimizer"
 
   /// The number named `key` (an integer setting reads as one too), or `fallback` when the

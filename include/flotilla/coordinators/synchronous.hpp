@@ -6,14 +6,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <concepts>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -41,7 +41,7 @@ struct coordinator_options {
   std::chrono::duration<double> wait_for_learners{0};  ///< how long to wait for enough learners
   double evaluation_fraction = 0;      ///< share of learners asked to evaluate; 0 turns it off
   std::uint64_t seed = 0;              ///< drives selection and learners' shuffling
-  settings fit_settings{};  ///< sent to learners as fit_config::values
+  settings fit_settings{};             ///< sent to learners as fit_config::values
   /// Settings that change with the round, e.g. a decaying learning rate: called with each
   /// round's number, its values override `fit_settings` of the same name. Unlike the rest of
   /// these options it is not in a checkpoint; pass the same schedule when resuming.

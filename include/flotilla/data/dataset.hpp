@@ -18,7 +18,7 @@ namespace flotilla {
 template <class Scalar>
 struct classification_data {
   Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> features{};  ///< features x examples
-  std::vector<std::int32_t> labels{};                                 ///< one per example
+  std::vector<std::int32_t> labels{};                                ///< one per example
   std::int32_t classes = 0;
 
   [[nodiscard]] std::size_t size() const { return labels.size(); }

@@ -34,15 +34,15 @@ enum class round_status : std::uint8_t {
 struct round_record {
   std::uint64_t round = 0;
   round_status status = round_status::discarded;
-  std::string note{};                        ///< why a round was discarded; empty otherwise
-  std::vector<learner_id> selected{};        ///< asked to fit
-  std::vector<learner_id> participants{};    ///< whose fit replies were aggregated
-  std::vector<learner_id> evaluated{};       ///< whose evaluation replies were used
-  std::vector<rejection> rejections{};       ///< failures and rejected replies, with reasons
+  std::string note{};                      ///< why a round was discarded; empty otherwise
+  std::vector<learner_id> selected{};      ///< asked to fit
+  std::vector<learner_id> participants{};  ///< whose fit replies were aggregated
+  std::vector<learner_id> evaluated{};     ///< whose evaluation replies were used
+  std::vector<rejection> rejections{};     ///< failures and rejected replies, with reasons
   std::int64_t examples = 0;               ///< examples behind the aggregated update
-  metrics fit_metrics{};                     ///< learners' training metrics, weighted by examples
-  metrics federated_metrics{};               ///< learners' evaluation metrics, weighted by examples
-  metrics central_metrics{};                 ///< the coordinator's own evaluation
+  metrics fit_metrics{};                   ///< learners' training metrics, weighted by examples
+  metrics federated_metrics{};             ///< learners' evaluation metrics, weighted by examples
+  metrics central_metrics{};               ///< the coordinator's own evaluation
   double fit_seconds = 0;
   double evaluate_seconds = 0;
   double round_seconds = 0;
