@@ -18,7 +18,7 @@ series() {  # <title suffix> <columns...>: a gnuplot plot list of the columns th
   echo "${list:-NaN notitle}"
 }
 gnuplot <<PLOT
-set terminal svg size 900,360 dynamic font "sans,12"
+set terminal svg size 900,360 dynamic noenhanced font "sans,12"
 set output "$svg"
 set datafile separator ","
 set multiplot layout 1,2 title "$(basename "$csv")"
@@ -28,7 +28,7 @@ set title "loss"
 plot $(series fit.loss federated.loss central.loss)
 set title "accuracy"
 set key bottom right
-set yrange [0:1]
+set yrange [*:*]
 plot $(series federated.accuracy central.accuracy)
 unset multiplot
 PLOT
