@@ -1,8 +1,10 @@
-// Your own parameter type across processes: a polynomial whose coefficients live on the heap, so
-// it needs a wire codec (14 lines below); a type that keeps its values inline, such as the
-// std::array in 01_your_own_model.cpp, gets one from the library. The program is the aggregator
-// and starts three learner processes of itself; each holds points from its own stretch of
-// y = 1 + 2x - 0.5x^2, and together they recover the curve over real TCP on 127.0.0.1.
+// Your own parameter type across processes: a polynomial whose coefficients live on the heap, with
+// its own wire codec (14 lines below), the shape any parameter type can take. The library would
+// give this one a codec too, since its layout is its count (CountedParameters), as it does types
+// that keep their values inline (FixedShapeParameters, the std::array in 01_your_own_model.cpp);
+// an explicit specialization always wins. The program is the aggregator and starts three learner
+// processes of itself; each holds points from its own stretch of y = 1 + 2x - 0.5x^2, and
+// together they recover the curve over real TCP on 127.0.0.1.
 //   06_your_own_parameters                       the aggregator (starts the learners)
 //   06_your_own_parameters --learner ID --port P  one learner (what the aggregator starts)
 #include <flotilla/coordinators/synchronous.hpp>

@@ -22,8 +22,11 @@ static_assert(flotilla::ParameterSet<heap_parameters>);
 static_assert(flotilla::FixedShapeParameters<parameter_set>);
 static_assert(flotilla::WireCodable<parameter_set>);
 static_assert(!flotilla::FixedShapeParameters<heap_parameters>);
+static_assert(!flotilla::CountedParameters<heap_parameters>);  // it cannot be made from a count
 static_assert(!flotilla::WireCodable<heap_parameters>);
 static_assert(!flotilla::FixedShapeParameters<flotilla::parameters<float>>);  // its own codec carries the layout
+static_assert(!flotilla::CountedParameters<flotilla::parameters<float>>);
+static_assert(!flotilla::CountedParameters<parameter_set>);  // fixed-shape: that codec, not this one
 static_assert(flotilla::WireCodable<flotilla::parameters<float>>);
 
 static_assert(flotilla::Model<model>);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <sstream>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -311,4 +312,57 @@ TEST_CASE("a message in the other byte order is decoded whole, never landed unsw
   const auto decoded = flotilla::decode_reply<params>(bytes);
   REQUIRE(decoded.parameters);
   CHECK(*decoded.parameters == *answer.parameters);
+}
+
+namespace {
+// A parameter type whose layout is its count and that is made from it: the library's codec.
+class counted {
+ public:
+  using scalar_type = double;
+  counted() = default;
+  explicit counted(std::size_t n) : v_(n) {}
+  std::span<double> values() { return v_; }
+  std::span<const double> values() const { return v_; }
+  std::size_t layout() const { return v_.size(); }
+
+ private:
+  std::vector<double> v_;
+};
+static_assert(flotilla::CountedParameters<counted>);
+static_assert(flotilla::WireCodable<counted>);
+
+// The same contract, broken: made for n, it holds one more.
+class miscounted {
+ public:
+  using scalar_type = double;
+  miscounted() = default;
+  explicit miscounted(std::size_t n) : v_(n + 1) {}
+  std::span<double> values() { return v_; }
+  std::span<const double> values() const { return v_; }
+  std::size_t layout() const { return v_.size(); }
+
+ private:
+  std::vector<double> v_;
+};
+}  // namespace
+
+TEST_CASE("a type whose layout is its count gets a codec that bounds the count before constructing") {
+  counted p(5);
+  for (std::size_t i = 0; i < 5; ++i) p.values()[i] = 0.5 * double(i);
+  const auto bytes = flotilla::encode(p);
+  CHECK(bytes.size() == 1 + 4 + 2 + 1 + 1 + 8 + 5 * sizeof(double));  // endianness, envelope, width, count, scalars
+  const auto back = flotilla::decode<counted>(bytes);
+  CHECK(std::ranges::equal(back.values(), p.values()));
+  // The reader's limit (the model in play) and the bytes left bound the count, before any allocation.
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<counted>(bytes, {.max_scalars = 4}),
+                       doctest::Contains("scalar count is 5; the limit is 4"), decode_error);
+  auto huge = bytes;
+  const std::uint64_t claimed = std::uint64_t{1} << 40;
+  std::memcpy(huge.data() + 9, &claimed, sizeof claimed);  // the count, after endianness, envelope and width
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<counted>(huge, {.max_scalars = std::uint64_t{1} << 41}),
+                       doctest::Contains("bytes remain (truncated or corrupt input)"), decode_error);
+  // A type that breaks the contract is refused, not trusted.
+  miscounted m(5);
+  CHECK_THROWS_WITH_AS((void)flotilla::decode<miscounted>(flotilla::encode(m)),
+                       doctest::Contains("a parameter set made for 6 scalars holds 7"), decode_error);
 }

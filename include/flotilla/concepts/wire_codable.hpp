@@ -2,7 +2,9 @@
 // The WireCodable contract: a parameter type that can cross a network or go into a file.
 
 #include <concepts>
+#include <cstddef>
 #include <type_traits>
+#include <utility>
 
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/fwd.hpp"
@@ -25,7 +27,7 @@ namespace flotilla {
 ///    stays put when the object is moved (the block may be filled in place after decoding).
 ///
 /// wire/codec.hpp provides the codec of `parameters<Scalar>` and of every FixedShapeParameters
-/// type. For any other type, specialize `flotilla::wire_codec` (README: "Your own parameter type
+/// and CountedParameters type. For any other type, specialize `flotilla::wire_codec` (README: "Your own parameter type
 /// over TCP"; examples/06_your_own_parameters.cpp):
 /// @code
 /// template <> struct flotilla::wire_codec<my_parameters> {
@@ -48,6 +50,19 @@ concept WireCodable = ParameterSet<P> && requires(wire_writer& out, wire_reader&
 template <class P>
 concept FixedShapeParameters = ParameterSet<P> && std::default_initializable<P> && std::is_trivially_copyable_v<P>;
 
+/// @brief A parameter set whose layout is its scalar count, made from that count: it too needs
+/// no codec of its own.
+///
+/// Requirements: `p.layout()` returns an unsigned integer equal to `p.values().size()`, and
+/// `P(count)` makes one holding `count` scalars (e.g. a vector inside). The wire carries the
+/// scalars; a reader checks the count against its limits (the model in play) and the bytes left
+/// before it constructs anything, so a peer cannot choose an allocation. Types that are also
+/// FixedShapeParameters use that codec instead.
+template <class P>
+concept CountedParameters =
+    ParameterSet<P> && !FixedShapeParameters<P> && std::constructible_from<P, std::size_t> &&
+    std::unsigned_integral<std::remove_cvref_t<decltype(std::declval<const P&>().layout())>>;
+
 namespace detail {
 // See explain_parameter_set: one error naming the first unmet requirement.
 template <class P>
@@ -56,9 +71,10 @@ consteval bool explain_wire_codable() {
   else if constexpr (!ParameterSet<P>) return explain_parameter_set<P>();
   else if constexpr (!requires { sizeof(wire_codec<P>); })
     static_assert(unmet_requirement<P>,
-                  "WireCodable: P has no flotilla::wire_codec<P>. A FixedShapeParameters type (default-constructible, "
-                  "values inline) gets one from <flotilla/wire/codec.hpp>; for any other, specialize "
-                  "flotilla::wire_codec<P> (README: \"Your own parameter type over TCP\")");
+                  "WireCodable: P has no flotilla::wire_codec<P>. FixedShapeParameters (default-constructible, "
+                  "values inline) and CountedParameters (layout() is the scalar count, P(count) makes one) get one "
+                  "from <flotilla/wire/codec.hpp>; for any other, specialize flotilla::wire_codec<P> (README: "
+                  "\"Your own parameter type over TCP\")");
   else if constexpr (!requires(wire_writer& out, const P& p) { wire_codec<P>::write(out, p); })
     static_assert(unmet_requirement<P>, "WireCodable requirement 1: static void wire_codec<P>::write(flotilla::wire_writer&, const P&) is missing");
   else

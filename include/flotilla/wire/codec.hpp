@@ -312,6 +312,33 @@ struct wire_codec<P> {
   }
 };
 
+/// The codec of a type whose layout is its scalar count: its scalar width, count and values. The
+/// reader bounds the count before it constructs a P of that size.
+template <CountedParameters P>
+struct wire_codec<P> {
+  using scalar_type = typename P::scalar_type;
+
+  static void write(wire_writer& out, const P& params) {
+    out.write(static_cast<std::uint8_t>(sizeof(scalar_type)));
+    out.write(static_cast<std::uint64_t>(params.values().size()));
+    out.write_block(params.values());
+  }
+
+  static P read(wire_reader& in) {
+    const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
+    if (scalar_bytes != sizeof(scalar_type))
+      throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
+                         std::to_string(8 * sizeof(scalar_type)) + "-bit");
+    const auto count = in.read_count(in.limits().max_scalars, sizeof(scalar_type), "scalar count");
+    P params(static_cast<std::size_t>(count));
+    if (params.values().size() != count || params.layout() != count)
+      throw decode_error("a parameter set made for " + detail::grouped(count) + " scalars holds " +
+                         detail::grouped(params.values().size()) + " (CountedParameters: P(count) must hold count)");
+    in.read_final_block(params.values(), "parameter values");
+    return params;
+  }
+};
+
 namespace detail {
 
 inline void write_envelope(wire_writer& out, wire_content content) {
