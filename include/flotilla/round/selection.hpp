@@ -36,6 +36,15 @@ struct selection_options {
   }
 };
 
+namespace detail {
+// Ids in order, each once: selection must not depend on the order a transport lists them in.
+inline std::vector<learner_id> sorted_unique(std::vector<learner_id> ids) {
+  std::ranges::sort(ids);
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+}  // namespace detail
+
 /// Number of learners to ask when `available` can be reached.
 [[nodiscard]] inline std::size_t selection_size(const selection_options& options, std::size_t available) {
   const auto wanted = static_cast<std::size_t>(std::ceil(options.fraction * static_cast<double>(available)));
@@ -49,8 +58,7 @@ struct selection_options {
                                                              const selection_options& options,
                                                              random_engine& engine) {
   options.validate();
-  std::ranges::sort(available);
-  available.erase(std::unique(available.begin(), available.end()), available.end());
+  available = detail::sorted_unique(std::move(available));
   const auto count = selection_size(options, available.size());
   // Partial Fisher-Yates: the first `count` slots become the sample.
   for (std::size_t i = 0; i < count; ++i)
@@ -93,12 +101,9 @@ template <Transport T>
                                                       random_engine& engine) {
   if (!options.eligible && !options.weight) return select_learners(transport.available(), options, engine);
   options.validate();
-  auto available = transport.available();
-  std::ranges::sort(available);
-  available.erase(std::unique(available.begin(), available.end()), available.end());
   std::vector<learner_id> candidates;
   std::vector<double> weights;
-  for (const auto id : available) {
+  for (const auto id : detail::sorted_unique(transport.available())) {
     const auto properties = learner_properties(transport, id);
     if (options.eligible && !options.eligible(id, properties)) continue;
     candidates.push_back(id);

@@ -221,13 +221,37 @@ class wire_reader {
   cereal::PortableBinaryInputArchive archive_;
 };
 
+namespace detail {
+// Every parameter codec starts with its scalar width; a reader refuses any other.
+template <std::floating_point S>
+void write_scalar_width(wire_writer& out) {
+  out.write(static_cast<std::uint8_t>(sizeof(S)));
+}
+template <std::floating_point S>
+void read_scalar_width(wire_reader& in) {
+  const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
+  if (scalar_bytes != sizeof(S))
+    throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
+                       std::to_string(8 * sizeof(S)) + "-bit");
+}
+
+// Width, count and values: all a receiver needs when its type tells it the layout (the
+// fixed-shape and counted codecs below).
+template <ParameterSet P>
+void write_counted_values(wire_writer& out, const P& params) {
+  write_scalar_width<typename P::scalar_type>(out);
+  out.write(static_cast<std::uint64_t>(params.values().size()));
+  out.write_block(params.values());
+}
+}  // namespace detail
+
 // wire_codec<P> is declared in fwd.hpp and its contract is concepts/wire_codable.hpp; the codec of
 // Flotilla's own parameter type:
 
 template <std::floating_point Scalar>
 struct wire_codec<parameters<Scalar>> {
   static void write(wire_writer& out, const parameters<Scalar>& params) {
-    out.write(static_cast<std::uint8_t>(sizeof(Scalar)));
+    detail::write_scalar_width<Scalar>(out);
     const auto& tensors = params.layout().tensors();
     out.write(static_cast<std::uint64_t>(tensors.size()));
     for (const auto& tensor : tensors) {
@@ -241,10 +265,7 @@ struct wire_codec<parameters<Scalar>> {
 
   static parameters<Scalar> read(wire_reader& in) {
     const auto& limits = in.limits();
-    const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
-    if (scalar_bytes != sizeof(Scalar))
-      throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
-                         std::to_string(8 * sizeof(Scalar)) + "-bit");
+    detail::read_scalar_width<Scalar>(in);
     // Each tensor takes at least a name length and a rank: 4 + 8 bytes.
     const auto tensor_count = in.read_count(limits.max_tensors, 12, "tensor count");
     std::vector<tensor_spec> tensors(tensor_count);
@@ -290,17 +311,10 @@ template <FixedShapeParameters P>
 struct wire_codec<P> {
   using scalar_type = typename P::scalar_type;
 
-  static void write(wire_writer& out, const P& params) {
-    out.write(static_cast<std::uint8_t>(sizeof(scalar_type)));
-    out.write(static_cast<std::uint64_t>(params.values().size()));
-    out.write_block(params.values());
-  }
+  static void write(wire_writer& out, const P& params) { detail::write_counted_values(out, params); }
 
   static P read(wire_reader& in) {
-    const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
-    if (scalar_bytes != sizeof(scalar_type))
-      throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
-                         std::to_string(8 * sizeof(scalar_type)) + "-bit");
+    detail::read_scalar_width<scalar_type>(in);
     P params{};
     const auto expected = params.values().size();
     const auto count = in.read_count(expected, sizeof(scalar_type), "scalar count");
@@ -318,17 +332,10 @@ template <CountedParameters P>
 struct wire_codec<P> {
   using scalar_type = typename P::scalar_type;
 
-  static void write(wire_writer& out, const P& params) {
-    out.write(static_cast<std::uint8_t>(sizeof(scalar_type)));
-    out.write(static_cast<std::uint64_t>(params.values().size()));
-    out.write_block(params.values());
-  }
+  static void write(wire_writer& out, const P& params) { detail::write_counted_values(out, params); }
 
   static P read(wire_reader& in) {
-    const auto scalar_bytes = in.read<std::uint8_t>("scalar size");
-    if (scalar_bytes != sizeof(scalar_type))
-      throw decode_error("parameters hold " + std::to_string(8 * scalar_bytes) + "-bit scalars; this side expects " +
-                         std::to_string(8 * sizeof(scalar_type)) + "-bit");
+    detail::read_scalar_width<scalar_type>(in);
     const auto count = in.read_count(in.limits().max_scalars, sizeof(scalar_type), "scalar count");
     P params(static_cast<std::size_t>(count));
     if (params.values().size() != count || params.layout() != count)
