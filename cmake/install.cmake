@@ -1,11 +1,11 @@
-# Install the headers and export flotilla::flotilla, flotilla::data, flotilla::tcp and, when
-# built, flotilla::compiled for find_package.
+# Install the headers and export flotilla::flotilla, flotilla::data, flotilla::tcp,
+# flotilla::crypto and, when built, flotilla::compiled for find_package.
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY include/flotilla DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS flotilla flotilla_data EXPORT flotillaTargets)
 if(FLOTILLA_TCP)
-  install(TARGETS flotilla_tcp EXPORT flotillaTargets)
+  install(TARGETS flotilla_tcp flotilla_crypto EXPORT flotillaTargets)
 endif()
 if(FLOTILLA_SEPARATE_COMPILATION)
   install(TARGETS flotilla_compiled EXPORT flotillaTargets)

@@ -40,6 +40,10 @@ inline constexpr std::uint8_t first_custom_task_kind = 16;
   return "stage " + std::to_string(static_cast<unsigned>(kind));
 }
 
+/// How a round draws its learners: a fixed number of them, or each one independently with the
+/// same probability (Poisson sampling, the draw that differential privacy's accounting assumes).
+enum class sampling : std::uint8_t { fixed_size, poisson };
+
 /// Named scalar results such as "loss" or "accuracy"; ordered so exports are stable.
 using metrics = std::map<std::string, double>;
 
