@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "flotilla/arithmetic.hpp"
@@ -37,6 +38,8 @@ template <ParameterSet P, class Weighting>
 class basic_mean {
  public:
   using scalar_type = typename P::scalar_type;
+  /// FedAvg weighs by the learners' example counts; the plain mean does not.
+  static constexpr bool weighs_by_examples = std::is_same_v<Weighting, by_examples>;
 
   basic_mean() = default;
   /// Folds large models on `threads` threads (0, the default: one per core).

@@ -26,6 +26,7 @@
 #include "flotilla/aggregators/mean.hpp"
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
+#include "flotilla/concepts/checkpointable.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/concepts/wire_codable.hpp"
 #include "flotilla/detail/parallel.hpp"
@@ -123,6 +124,8 @@ class server_optimizer {
   using scalar_type = typename P::scalar_type;
   /// As the inner rule: a robust inner stage keeps the whole round.
   static constexpr bool gathers_all_updates = is_gathering_rule_v<Inner>;
+  /// As the inner rule: over FedAvg, the step follows the learners' example counts.
+  static constexpr bool weighs_by_examples = is_example_weighted_v<Inner>;
 
   server_optimizer() : server_optimizer(options_type{}) {}
   /// @throws configuration_error for settings outside the method's domain.
@@ -154,6 +157,17 @@ class server_optimizer {
   }
   void merge(const server_optimizer& other) { inner_.merge(other.inner_); }
   [[nodiscard]] std::size_t accepted() const { return inner_.accepted(); }
+  /// The inner rule's screen and figures, when it has them (a dp_mean inside, for instance).
+  [[nodiscard]] std::optional<std::string> screen(const P& update) const
+    requires ScreeningAggregator<Inner, P>
+  {
+    return inner_.screen(update);
+  }
+  [[nodiscard]] auto round_metrics() const
+    requires ReportingAggregator<Inner, P>
+  {
+    return inner_.round_metrics();
+  }
 
   [[nodiscard]] P result() const {
     if (!global_) throw usage_error("result() before start(): the optimizer has no global model");
@@ -185,17 +199,19 @@ class server_optimizer {
     return out;
   }
 
-  /// Writes the moments the next round starts from (for checkpoints; a template so that this
-  /// header needs no serializer until a checkpoint is written).
+  /// Writes the moments the next round starts from, then the inner rule's state if it keeps one
+  /// (for checkpoints; a template so that this header needs no serializer until one is written).
   template <std::same_as<wire_writer> Writer>
     requires WireCodable<P>
   void save_state(Writer& out) const {
     const auto& state = next_ ? next_ : moments_;
     out.write(static_cast<std::uint8_t>(state ? 1 : 0));
-    if (!state) return;
-    wire_codec<P>::write(out, state->first);
-    out.write(static_cast<std::uint8_t>(state->second ? 1 : 0));
-    if (state->second) wire_codec<P>::write(out, *state->second);
+    if (state) {
+      wire_codec<P>::write(out, state->first);
+      out.write(static_cast<std::uint8_t>(state->second ? 1 : 0));
+      if (state->second) wire_codec<P>::write(out, *state->second);
+    }
+    if constexpr (CheckpointableRule<Inner>) inner_.save_state(out);
   }
   /// Reads what save_state wrote. @throws decode_error if it is not this method's state.
   template <std::same_as<wire_reader> Reader>
@@ -209,6 +225,11 @@ class server_optimizer {
           (loaded.second && !same_layout(loaded.first, *loaded.second)))
         throw decode_error("the checkpoint's optimizer state does not belong to this method");
       state = std::move(loaded);
+    }
+    if constexpr (CheckpointableRule<Inner>) {
+      Inner inner = inner_;  // read into a copy: on a decode error nothing changes
+      inner.load_state(in);
+      inner_ = std::move(inner);
     }
     moments_ = std::move(state);
     next_.reset();

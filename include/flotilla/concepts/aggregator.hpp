@@ -5,7 +5,10 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <span>
+#include <string>
 
 #include "flotilla/concepts/parameter_set.hpp"
 
@@ -78,6 +81,30 @@ inline constexpr bool is_gathering_rule_v = [] {
   if constexpr (requires { A::gathers_all_updates; }) return bool(A::gathers_all_updates);
   else return false;
 }();
+
+/// Whether rule `A` weighs updates by the example counts learners report (FedAvg's weighted
+/// mean and rules built on it). A rule says so with `static constexpr bool weighs_by_examples =
+/// true;`. Differential privacy refuses such rules: a count is the learner's own word.
+template <class A>
+inline constexpr bool is_example_weighted_v = [] {
+  if constexpr (requires { A::weighs_by_examples; }) return bool(A::weighs_by_examples);
+  else return false;
+}();
+
+/// @brief A rule that screens each update before it is folded in: `a.screen(update)` returns
+/// the reason to reject it, or nothing. The fit phase hands it to the door, so a rejected reply
+/// is recorded in the history with that reason and never reaches `accept`.
+template <class A, class P>
+concept ScreeningAggregator = Aggregator<A, P> && requires(const A& a, const P& update) {
+  { a.screen(update) } -> std::same_as<std::optional<std::string>>;
+};
+
+/// @brief A rule that reports figures about its round (a clip norm, the privacy spent):
+/// `a.round_metrics()` is added to the round's central metrics after the fit phase.
+template <class A, class P>
+concept ReportingAggregator = Aggregator<A, P> && requires(const A& a) {
+  { a.round_metrics() } -> std::convertible_to<std::map<std::string, double>>;
+};
 
 namespace detail {
 // See explain_parameter_set: one error naming the first unmet requirement.

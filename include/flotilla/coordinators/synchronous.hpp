@@ -209,7 +209,9 @@ const round_record& coordinator<T, Rule>::run_round() {
   for (const auto& observer : start_observers_) observer(record.round);
   record.selected = select_learners(transport_, options_.selection, engine_);
   if (record.selected.size() < options_.quorum) {
-    record.note = "only " + std::to_string(record.selected.size()) + " learners available; the quorum is " +
+    record.note = "only " + std::to_string(record.selected.size()) +
+                  (options_.selection.draw == sampling::poisson ? " learners drawn by Poisson sampling; the quorum is "
+                                                                 : " learners available; the quorum is ") +
                   std::to_string(options_.quorum);
   } else {
     rejection_log rejections(record.rejections, options_.max_rejections_per_learner);

@@ -1,10 +1,12 @@
 #pragma once
 // The one door for validation: every reply a phase receives passes here once, whatever
 // transport brought it. Transports check only their protocol (framing, checksums, identity);
-// the door checks content: round, phase, learner, examples, metrics, layout and finiteness.
+// the door checks content: round, phase, learner, examples, metrics, layout and finiteness,
+// then whatever the rule screens for (a differentially private rule: the update's norm).
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -39,9 +41,12 @@ class reply_door {
   /// @param asked the learners it went to.
   /// @param expected whether replies carry parameters (fit) or metrics only (evaluate, a probe).
   /// @param max_examples the most examples one reply may claim (counts weigh updates in FedAvg).
+  /// @param screen the rule's own check of an update that passed every other (see
+  ///   ScreeningAggregator): the reason to reject it, or nothing.
   reply_door(const task<P>& work, std::span<const learner_id> asked, reply_parameters expected,
-             std::int64_t max_examples)
-      : round_(work.round),
+             std::int64_t max_examples, std::function<std::optional<std::string>(const P&)> screen = {})
+      : screen_(std::move(screen)),
+        round_(work.round),
         kind_(work.kind),
         like_(work.parameters),
         expected_(expected),
@@ -103,9 +108,11 @@ class reply_door {
     if (bad != answer.parameters->values().size())
       return "update holds a non-finite value (" + detail::number(double(answer.parameters->values()[bad])) +
              ") at parameter index " + std::to_string(bad);
+    if (screen_) return screen_(*answer.parameters);
     return std::nullopt;
   }
 
+  std::function<std::optional<std::string>(const P&)> screen_;
   std::uint64_t round_;
   task_kind kind_;
   std::shared_ptr<const P> like_;

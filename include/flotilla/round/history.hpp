@@ -42,7 +42,8 @@ struct round_record {
   std::int64_t examples = 0;               ///< examples behind the aggregated update
   metrics fit_metrics{};                   ///< learners' training metrics, weighted by examples
   metrics federated_metrics{};             ///< learners' evaluation metrics, weighted by examples
-  metrics central_metrics{};               ///< the coordinator's own evaluation
+  metrics central_metrics{};               ///< the coordinator's own evaluation, and its rule's
+                                           ///< figures (e.g. "privacy.epsilon" spent so far)
   double fit_seconds = 0;
   double evaluate_seconds = 0;
   double round_seconds = 0;

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -82,7 +83,9 @@ class fit_phase {
     const task<P> work{.kind = task_kind::fit, .round = record.round, .parameters = state.global,
                        .config = std::move(config)};
     const auto fold = [&](std::span<reply<P>> replies) { fold_replies(rule_, replies); };
-    reply_door<P> door(work, record.selected, reply_parameters::required, state.max_examples_per_reply);
+    std::function<std::optional<std::string>(const P&)> screen;
+    if constexpr (ScreeningAggregator<Rule, P>) screen = [this](const P& update) { return rule_.screen(update); };
+    reply_door<P> door(work, record.selected, reply_parameters::required, state.max_examples_per_reply, std::move(screen));
     if (configure_) {
       for (const auto learner : record.selected) {
         auto own = work;
@@ -110,6 +113,8 @@ class fit_phase {
       record.note = "quorum not met: " + std::to_string(record.participants.size()) + " accepted replies, " +
                     std::to_string(quorum_) + " required; global parameters kept";
     }
+    if constexpr (ReportingAggregator<Rule, P>)
+      for (auto& [name, value] : rule_.round_metrics()) record.central_metrics.insert_or_assign(name, value);
     record.fit_seconds = detail::seconds_since(start);
   }
 
@@ -133,7 +138,8 @@ class evaluate_phase {
   void run(round_state<T>& state, fit_config config) {
     const auto start = deadline_clock::now();
     auto& record = state.record;
-    if (central_) record.central_metrics = central_(*state.global);
+    if (central_)  // beside what the rule reported in the fit phase
+      for (auto& [name, value] : central_(*state.global)) record.central_metrics.insert_or_assign(name, value);
     if (fraction_ > 0) {
       const auto asked = select_learners(state.transport.available(), {.fraction = fraction_, .minimum = 1}, state.engine);
       const task<P> work{.kind = task_kind::evaluate, .round = record.round, .parameters = state.global,

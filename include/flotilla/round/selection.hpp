@@ -18,11 +18,15 @@
 
 namespace flotilla {
 
-/// How many learners a round asks for: `fraction` of those available, at least `minimum`
-/// (or all of them when fewer are available).
+/// How many learners a round asks for. With the fixed-size draw (the default): `fraction` of
+/// those available, at least `minimum` (or all of them when fewer are available). With Poisson
+/// sampling: each available learner independently with probability `fraction`, so the number
+/// varies from round to round and may be zero; `minimum` does not apply (forcing more would break
+/// the analysis differential privacy's accountant relies on).
 struct selection_options {
   double fraction = 1.0;
   std::size_t minimum = 1;
+  sampling draw = sampling::fixed_size;
   /// Which learners may be asked, judged by the properties they reported; empty: all. The
   /// fraction and minimum then count the eligible learners.
   std::function<bool(learner_id, const settings& properties)> eligible{};
@@ -33,6 +37,8 @@ struct selection_options {
   void validate() const {
     if (!(fraction > 0.0 && fraction <= 1.0))
       throw configuration_error("selection fraction must be in (0, 1]; got " + std::to_string(fraction));
+    if (draw == sampling::poisson && weight)
+      throw configuration_error("Poisson sampling gives every learner the same probability; it cannot also weight them");
   }
 };
 
@@ -51,7 +57,7 @@ inline std::vector<learner_id> sorted_unique(std::vector<learner_id> ids) {
   return std::min(available, std::max(wanted, options.minimum));
 }
 
-/// A uniform sample without replacement, returned sorted by id. The same available set, options
+/// A uniform sample without replacement (or a Poisson sample), returned sorted by id. The same available set, options
 /// and engine state give the same sample: the available ids are sorted before drawing, so the
 /// order a transport lists them in does not matter.
 [[nodiscard]] inline std::vector<learner_id> select_learners(std::vector<learner_id> available,
@@ -59,6 +65,12 @@ inline std::vector<learner_id> sorted_unique(std::vector<learner_id> ids) {
                                                              random_engine& engine) {
   options.validate();
   available = detail::sorted_unique(std::move(available));
+  if (options.draw == sampling::poisson) {
+    std::vector<learner_id> chosen;  // one draw per learner, in id order: reproducible
+    for (const auto id : available)
+      if (uniform_unit(engine) < options.fraction) chosen.push_back(id);
+    return chosen;
+  }
   const auto count = selection_size(options, available.size());
   // Partial Fisher-Yates: the first `count` slots become the sample.
   for (std::size_t i = 0; i < count; ++i)

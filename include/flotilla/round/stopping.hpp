@@ -1,7 +1,7 @@
 #pragma once
 // When a run ends: after a number of rounds, after a time budget, when a metric reaches a target,
-// or when it has stopped improving. Criteria compose with ||, and the first to fire names itself
-// in the history.
+// when it has stopped improving, or before it spends more privacy than its budget. Criteria
+// compose with ||, and the first to fire names itself in the history.
 
 #include <chrono>
 #include <cstddef>
@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "flotilla/algorithms/privacy/accountant.hpp"
 #include "flotilla/detail/text.hpp"
 #include "flotilla/errors.hpp"
 #include "flotilla/round/history.hpp"
@@ -94,6 +95,23 @@ namespace stop {
     if (since_best < patience) return std::nullopt;
     return metric + " did not improve for " + std::to_string(patience) + " rounds (best " +
            (best ? detail::number(*best) : std::string("none")) + ")";
+  });
+}
+
+/// @brief Before a round that would take the privacy spent past `epsilon`, as `accountant`
+/// counts it (at its delta). Every round of the history counts, aggregated or not, so this
+/// never stops later than the rule's own "privacy.epsilon" says it should.
+/// @throws configuration_error for an epsilon that is not positive.
+[[nodiscard]] inline stopping_rule when_privacy_budget_spent(double epsilon, privacy::accountant accountant) {
+  const auto rounds = accountant.rounds_within(epsilon);  // checks epsilon
+  return stopping_rule([epsilon, rounds, accountant = std::move(accountant)](const history& so_far)
+                           -> std::optional<std::string> {
+    if (so_far.rounds.size() < rounds) return std::nullopt;
+    const auto done = static_cast<std::uint64_t>(so_far.rounds.size());
+    return "the privacy budget: round " + std::to_string(done + 1) + " would spend epsilon " +
+           detail::number(accountant.epsilon(done + 1)) + " (budget " + detail::number(epsilon) + ", delta " +
+           detail::number(accountant.delta()) + "); spent " + detail::number(accountant.epsilon(done)) + " in " +
+           std::to_string(done) + " rounds";
   });
 }
 

@@ -244,12 +244,13 @@ class accountant {
 /// accountant's epsilon falls as sigma grows.
 /// @throws configuration_error naming the value for an invalid epsilon, delta, rate or rounds.
 [[nodiscard]] inline double noise_multiplier_for(double epsilon, double delta, double sampling_rate,
-                                                 std::uint64_t rounds, sampling draw = sampling::poisson) {
+                                                 std::uint64_t rounds, sampling draw = sampling::poisson,
+                                                 const std::vector<double>& orders = default_orders()) {
   detail::require_epsilon(epsilon);
   detail::require_delta(delta);
   detail::require_sampling_rate(sampling_rate);
   if (rounds == 0) throw configuration_error("the number of rounds must be at least one");
-  const auto spends = [&](double sigma) { return accountant(sigma, sampling_rate, delta, draw).epsilon(rounds); };
+  const auto spends = [&](double sigma) { return accountant(sigma, sampling_rate, delta, draw, orders).epsilon(rounds); };
   double low = 0, high = 1;
   while (spends(high) > epsilon) {
     low = high;
