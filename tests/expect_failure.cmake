@@ -1,8 +1,12 @@
-# Runs COMMAND with ARGS; passes only if it exits non-zero and its output matches EXPECT.
+# Runs COMMAND with ARGS; passes only if it exits non-zero (EXPECT_STATUS exactly, when given)
+# and its output matches EXPECT.
 separate_arguments(arguments UNIX_COMMAND "${ARGS}")
 execute_process(COMMAND ${COMMAND} ${arguments} RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(result EQUAL 0)
   message(FATAL_ERROR "expected a failure, but the command succeeded:\n${out}${err}")
+endif()
+if(DEFINED EXPECT_STATUS AND NOT result EQUAL EXPECT_STATUS)
+  message(FATAL_ERROR "expected exit status ${EXPECT_STATUS}, got ${result}:\n${out}${err}")
 endif()
 if(NOT "${out}${err}" MATCHES "${EXPECT}")
   message(FATAL_ERROR "the output does not match '${EXPECT}':\n${out}${err}")

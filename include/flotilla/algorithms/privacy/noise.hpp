@@ -123,6 +123,10 @@ struct ziggurat_tables {
   }
 };
 
+// 128-bit unsigned arithmetic for the discrete Gaussian's exact fractions (a GCC and Clang
+// extension; __extension__ keeps -Wpedantic quiet about it).
+__extension__ typedef unsigned __int128 uint128;
+
 inline const ziggurat_tables& ziggurat() {
   static const ziggurat_tables tables;
   return tables;
@@ -213,7 +217,7 @@ class discrete_gaussian {
   }
 
  private:
-  using wide = unsigned __int128;
+  using wide = detail::uint128;
 
   // Uniform in [0, n), n > 0, by rejection: no bias.
   wide uniform_below(wide n) {
