@@ -3,6 +3,9 @@
 #   ./scripts/demo.sh [--rounds N] [--learners K] [--seconds S]         10 in-memory learners
 #   ./scripts/demo.sh --tcp [--port P] [--rounds N] [--learners K] ...  an aggregator process and
 #                                                                       K learner processes on 127.0.0.1
+#   ./scripts/demo.sh --dp [--epsilon E|none] [--rounds T] [--learners N] [--sampling-rate Q]
+#                                          learner-level differential privacy: 6,000 learners
+#                                          made on demand, Poisson sampling, epsilon 8 at 1e-5
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
@@ -12,6 +15,14 @@ cmake -S "$FLOTILLA_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BUIL
 # Each run writes its history beside its output and plots it (scripts/plot_history.sh).
 history="$build/demo_history.csv"
 plot_history() { "$FLOTILLA_ROOT/scripts/plot_history.sh" "$history" "${history%.csv}.svg"; }
+
+if [ "${1:-}" = "--dp" ]; then
+  shift
+  cmake --build "$build" --target 07_private_federation -j "$FLOTILLA_JOBS"
+  "$build/examples/07_private_federation" --history-csv "$history" "$@"
+  plot_history
+  exit 0
+fi
 
 if [ "${1:-}" != "--tcp" ]; then
   cmake --build "$build" --target 03_fashion_mnist -j "$FLOTILLA_JOBS"
