@@ -51,20 +51,12 @@ struct round_input {
   }
 };
 
-// Runs body(begin, end) on two threads over halves of [0, size): the plain loops' parallelism.
-template <class Body>
-void on_two_threads(std::size_t size, Body body) {
-  std::thread helper([&] { body(size / 2, size); });
-  body(std::size_t{0}, size / 2);
-  helper.join();
-}
-
 // The streaming bound: each thread makes one pass over its half, adding the updates block by
 // block while the block is in cache, and writes the weighted mean once. (Blocks of 32Ki floats
 // were the fastest of 2Ki to 64Ki here.)
 void plain_mean(const round_input& in, std::span<float> out) {
   const float inverse = float(1.0 / in.total_weight());
-  on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
+  bench::on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
     constexpr std::size_t block = 32768;
     for (std::size_t first = begin; first < end; first += block) {
       const std::size_t last = std::min(end, first + block);
@@ -82,7 +74,7 @@ void plain_mean(const round_input& in, std::span<float> out) {
 // The trickle bound: one whole pass per update (read it, read and write the sum), then scale.
 void plain_trickle(const round_input& in, std::span<float> out) {
   const float inverse = float(1.0 / in.total_weight());
-  on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
+  bench::on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
     for (std::size_t u = 0; u < in.updates.size(); ++u) {
       const float w = float(in.batch[u].examples);
       const float* x = in.updates[u].values().data();
@@ -100,7 +92,7 @@ void plain_trickle(const round_input& in, std::span<float> out) {
 void plain_fedadam(const round_input& in, std::span<float> m, std::span<float> v, std::span<float> out) {
   const flotilla::adaptive_options o{};
   const float inverse = float(1.0 / in.total_weight());
-  on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
+  bench::on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
     constexpr std::size_t block = 32768;
     std::vector<float> mean(block);
     for (std::size_t first = begin; first < end; first += block) {
@@ -126,7 +118,7 @@ void plain_fedadam(const round_input& in, std::span<float> m, std::span<float> v
 
 // What median-of-N selection costs: per coordinate, gather the N values and select the middle.
 void plain_median(const round_input& in, std::span<float> out) {
-  on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
+  bench::on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
     std::vector<float> column(in.updates.size());
     const auto middle = column.begin() + std::ptrdiff_t(column.size() / 2);
     for (std::size_t j = begin; j < end; ++j) {

@@ -36,13 +36,6 @@ params filled(std::size_t size, std::size_t seed) {
   return p;
 }
 
-template <class Body>
-void on_two_threads(std::size_t size, Body body) {
-  std::thread helper([&] { body(size / 2, size); });
-  body(std::size_t{0}, size / 2);
-  helper.join();
-}
-
 template <class Source>
 double samples_per_second(Source source, bool discrete) {
   constexpr int count = 2'000'000;
@@ -118,7 +111,7 @@ int main(int argc, char** argv) {
   };
   const auto plain = [&] {
     std::vector<double> halves(2);
-    on_two_threads(size, [&](std::size_t begin, std::size_t end) {
+    bench::on_two_threads(size, [&](std::size_t begin, std::size_t end) {
       const float* u = update.values().data();
       const float* g = global.values().data();
       double lanes[4] = {0, 0, 0, 0};
@@ -130,7 +123,7 @@ int main(int argc, char** argv) {
       halves[begin == 0 ? 0 : 1] = lanes[0] + lanes[1] + lanes[2] + lanes[3];
     });
     const double factor = 1.0 / std::sqrt(halves[0] + halves[1]);
-    on_two_threads(size, [&](std::size_t begin, std::size_t end) {
+    bench::on_two_threads(size, [&](std::size_t begin, std::size_t end) {
       const float* u = update.values().data();
       const float* g = global.values().data();
       float* o = clipped.values().data();

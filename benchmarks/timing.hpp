@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 namespace bench {
@@ -30,6 +32,14 @@ std::pair<double, double> interleaved_best_seconds(int repetitions, Subject&& su
     best.second = std::min(best.second, best_seconds(1, baseline));
   }
   return best;
+}
+
+/// Runs body(begin, end) on two threads over halves of [0, size): the plain loops' parallelism.
+template <class Body>
+void on_two_threads(std::size_t size, Body body) {
+  std::thread helper([&] { body(size / 2, size); });
+  body(std::size_t{0}, size / 2);
+  helper.join();
 }
 
 inline void report(const char* name, double value, const char* unit, const char* baseline, double baseline_value) {
