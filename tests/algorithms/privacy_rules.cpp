@@ -143,6 +143,9 @@ TEST_CASE("invalid DP settings are refused with messages naming the value") {
         "adaptive clipping needs expected_learners, the learners expected per round; got 0");
   CHECK(message_of([] { options{.adaptive = privacy::adaptive_clipping{.target_quantile = 1, .expected_learners = 10}}.validate(); }) ==
         "adaptive clipping's target_quantile must be in (0, 1); got 1");
+  CHECK(message_of([] {
+          options{.adaptive = privacy::adaptive_clipping{.expected_learners = 10, .count_stddev = std::nan("")}}.validate();
+        }) == "adaptive clipping's count_stddev must be finite; got nan");
   // z = 1 with 10 expected learners: count noise 0.5, and 2 * 0.5 does not exceed z.
   CHECK(message_of([] { options{.noise_multiplier = 1, .adaptive = privacy::adaptive_clipping{.expected_learners = 10}}.validate(); }) ==
         "adaptive clipping cannot keep noise_multiplier 1: the count's noise (count_stddev 0.5) must exceed half of it, "

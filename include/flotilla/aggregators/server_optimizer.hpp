@@ -142,11 +142,7 @@ class server_optimizer {
     if (moments_ && !same_layout(moments_->first, global)) moments_.reset();  // another model: start over
     // Kept for result(): a copy into last round's buffer, split across the cores for large models.
     if (!global_ || !same_layout(*global_, global)) global_ = make_for_overwrite(global);
-    const auto from = global.values();
-    auto to = global_->values();
-    detail::for_each_piece(to.size(), 0, [&](std::size_t begin, std::size_t end) {
-      std::copy(from.begin() + std::ptrdiff_t(begin), from.begin() + std::ptrdiff_t(end), to.begin() + std::ptrdiff_t(begin));
-    });
+    detail::parallel_copy(std::span<const scalar_type>(global.values()), global_->values());
     inner_.start(global);
   }
   void accept(const P& update, std::int64_t examples) { inner_.accept(update, examples); }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -32,5 +33,13 @@ void for_each_piece(std::size_t count, std::size_t threads, Body body) {
     helpers.emplace_back([&body, begin, end = std::min(count, begin + piece)] { body(begin, end); });
   body(std::size_t{0}, std::min(count, piece));
 }  // std::jthread joins the helpers as they go out of scope
+
+/// Copies `from` into `to` (the same size) in pieces across `threads` threads (0: one per core).
+template <class T>
+void parallel_copy(std::span<const T> from, std::span<T> to, std::size_t threads = 0) {
+  for_each_piece(to.size(), threads, [&](std::size_t begin, std::size_t end) {
+    std::copy(from.begin() + std::ptrdiff_t(begin), from.begin() + std::ptrdiff_t(end), to.begin() + std::ptrdiff_t(begin));
+  });
+}
 
 }  // namespace flotilla::detail

@@ -27,6 +27,7 @@
 #include "flotilla/algorithms/privacy/noise.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/wire_codable.hpp"
+#include "flotilla/detail/parallel.hpp"
 #include "flotilla/errors.hpp"
 
 namespace flotilla::privacy {
@@ -56,7 +57,7 @@ class clip_updates {
 
   void start(const P& global) {
     if (!global_ || !same_layout(*global_, global)) global_ = make_for_overwrite(global);
-    scale_delta(global, global, 1.0, *global_, threads_);  // a parallel copy, reusing the buffer
+    flotilla::detail::parallel_copy(std::span<const typename P::scalar_type>(global.values()), global_->values(), threads_);
     inner_.start(global);
     within_bound_ = 0;
   }
@@ -186,6 +187,8 @@ struct dp_mean_options {
     if (!(a.expected_learners > 0) || !std::isfinite(a.expected_learners))
       throw configuration_error("adaptive clipping needs expected_learners, the learners expected per round; got " +
                                 shown(a.expected_learners));
+    if (std::isnan(a.count_stddev) || std::isinf(a.count_stddev))
+      throw configuration_error("adaptive clipping's count_stddev must be finite; got " + shown(a.count_stddev));
     if (noise_multiplier > 0 && !(2 * count_noise() > noise_multiplier))
       throw configuration_error("adaptive clipping cannot keep noise_multiplier " + shown(noise_multiplier) +
                                 ": the count's noise (count_stddev " + shown(count_noise()) +
