@@ -1,0 +1,201 @@
+#pragma once
+// The cryptographic primitives of secure aggregation, all OpenSSL's (link flotilla::crypto):
+// X25519 key agreement, HKDF-SHA256, ChaCha20-Poly1305 to encrypt shares, and AES-256 in counter
+// mode to expand a 32-byte seed into a mask. Nothing here is written by hand but the calls;
+// tests check each against its RFC's or NIST's published vectors.
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "flotilla/errors.hpp"
+
+namespace flotilla::secure_aggregation {
+
+/// A 32-byte key, secret or public, or a seed.
+using key_bytes = std::array<std::uint8_t, 32>;
+/// A ChaCha20-Poly1305 nonce.
+using nonce_bytes = std::array<std::uint8_t, 12>;
+
+/// An X25519 key pair.
+struct key_pair {
+  key_bytes secret{};
+  key_bytes public_key{};
+};
+
+namespace detail {
+[[noreturn]] inline void openssl_failed(const char* what) {
+  char reason[256] = "unknown reason";
+  ERR_error_string_n(ERR_get_error(), reason, sizeof reason);
+  throw security_error(std::string(what) + " failed in OpenSSL: " + reason);
+}
+inline void require(int status, const char* what) {
+  if (status != 1) openssl_failed(what);
+}
+
+struct pkey_free {
+  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+struct pkey_context_free {
+  void operator()(EVP_PKEY_CTX* context) const { EVP_PKEY_CTX_free(context); }
+};
+struct cipher_context_free {
+  void operator()(EVP_CIPHER_CTX* context) const { EVP_CIPHER_CTX_free(context); }
+};
+using pkey = std::unique_ptr<EVP_PKEY, pkey_free>;
+using pkey_context = std::unique_ptr<EVP_PKEY_CTX, pkey_context_free>;
+using cipher_context = std::unique_ptr<EVP_CIPHER_CTX, cipher_context_free>;
+
+inline pkey x25519_secret(const key_bytes& secret) {
+  pkey key(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, secret.data(), secret.size()));
+  if (!key) openssl_failed("loading an X25519 secret key");
+  return key;
+}
+inline cipher_context new_cipher_context() {
+  cipher_context context(EVP_CIPHER_CTX_new());
+  if (!context) openssl_failed("allocating a cipher context");
+  return context;
+}
+}  // namespace detail
+
+/// The public key of an X25519 secret key.
+[[nodiscard]] inline key_bytes public_key_of(const key_bytes& secret) {
+  const auto key = detail::x25519_secret(secret);
+  key_bytes public_key{};
+  std::size_t size = public_key.size();
+  detail::require(EVP_PKEY_get_raw_public_key(key.get(), public_key.data(), &size), "deriving an X25519 public key");
+  return public_key;
+}
+
+/// A fresh X25519 key pair from OpenSSL's generator.
+[[nodiscard]] inline key_pair make_key_pair() {
+  key_pair pair;
+  detail::require(RAND_priv_bytes(pair.secret.data(), int(pair.secret.size())), "drawing an X25519 secret key");
+  pair.public_key = public_key_of(pair.secret);
+  return pair;
+}
+
+/// @brief The X25519 shared secret of `secret` and a peer's public key (RFC 7748).
+/// @throws security_error if the peer's key is of small order (the secret would be all zeros).
+[[nodiscard]] inline key_bytes agree(const key_bytes& secret, const key_bytes& peer_public) {
+  const auto own = detail::x25519_secret(secret);
+  detail::pkey peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_public.data(), peer_public.size()));
+  if (!peer) detail::openssl_failed("loading an X25519 public key");
+  detail::pkey_context context(EVP_PKEY_CTX_new(own.get(), nullptr));
+  if (!context) detail::openssl_failed("allocating a key agreement");
+  detail::require(EVP_PKEY_derive_init(context.get()), "starting a key agreement");
+  detail::require(EVP_PKEY_derive_set_peer(context.get(), peer.get()), "setting the peer's key");
+  key_bytes shared{};
+  std::size_t size = shared.size();
+  if (EVP_PKEY_derive(context.get(), shared.data(), &size) != 1 || size != shared.size())
+    throw security_error("X25519 agreement refused the peer's public key (a small-order point)");
+  return shared;
+}
+
+/// HKDF with SHA-256 (RFC 5869): `length` bytes from input key material, salt and info.
+[[nodiscard]] inline std::vector<std::uint8_t> hkdf_sha256(std::span<const std::uint8_t> key,
+                                                           std::span<const std::uint8_t> salt,
+                                                           std::span<const std::uint8_t> info, std::size_t length) {
+  detail::pkey_context context(EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr));
+  if (!context) detail::openssl_failed("allocating HKDF");
+  detail::require(EVP_PKEY_derive_init(context.get()), "starting HKDF");
+  detail::require(EVP_PKEY_CTX_set_hkdf_md(context.get(), EVP_sha256()), "choosing SHA-256 for HKDF");
+  detail::require(EVP_PKEY_CTX_set1_hkdf_key(context.get(), key.data(), int(key.size())), "setting HKDF's key");
+  if (!salt.empty())
+    detail::require(EVP_PKEY_CTX_set1_hkdf_salt(context.get(), salt.data(), int(salt.size())), "setting HKDF's salt");
+  if (!info.empty())
+    detail::require(EVP_PKEY_CTX_add1_hkdf_info(context.get(), info.data(), int(info.size())), "setting HKDF's info");
+  std::vector<std::uint8_t> out(length);
+  std::size_t size = length;
+  detail::require(EVP_PKEY_derive(context.get(), out.data(), &size), "deriving with HKDF");
+  return out;
+}
+
+/// Size of the Poly1305 tag appended to every sealed message.
+inline constexpr std::size_t tag_size = 16;
+
+/// ChaCha20-Poly1305 (RFC 8439): the ciphertext of `plaintext` with its tag appended,
+/// authenticating `associated` too.
+[[nodiscard]] inline std::vector<std::uint8_t> seal(const key_bytes& key, const nonce_bytes& nonce,
+                                                    std::span<const std::uint8_t> plaintext,
+                                                    std::span<const std::uint8_t> associated = {}) {
+  auto context = detail::new_cipher_context();
+  detail::require(EVP_EncryptInit_ex(context.get(), EVP_chacha20_poly1305(), nullptr, key.data(), nonce.data()),
+                  "starting ChaCha20-Poly1305");
+  int length = 0;
+  if (!associated.empty())
+    detail::require(EVP_EncryptUpdate(context.get(), nullptr, &length, associated.data(), int(associated.size())),
+                    "authenticating associated data");
+  std::vector<std::uint8_t> out(plaintext.size() + tag_size);
+  detail::require(EVP_EncryptUpdate(context.get(), out.data(), &length, plaintext.data(), int(plaintext.size())),
+                  "encrypting");
+  int tail = 0;
+  detail::require(EVP_EncryptFinal_ex(context.get(), out.data() + length, &tail), "finishing encryption");
+  detail::require(EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_AEAD_GET_TAG, int(tag_size), out.data() + plaintext.size()),
+                  "reading the tag");
+  return out;
+}
+
+/// The plaintext of a sealed message, or nothing when its tag does not verify (a forged or
+/// damaged message, the wrong key, nonce or associated data).
+[[nodiscard]] inline std::optional<std::vector<std::uint8_t>> open(const key_bytes& key, const nonce_bytes& nonce,
+                                                                   std::span<const std::uint8_t> sealed,
+                                                                   std::span<const std::uint8_t> associated = {}) {
+  if (sealed.size() < tag_size) return std::nullopt;
+  const std::size_t size = sealed.size() - tag_size;
+  auto context = detail::new_cipher_context();
+  detail::require(EVP_DecryptInit_ex(context.get(), EVP_chacha20_poly1305(), nullptr, key.data(), nonce.data()),
+                  "starting ChaCha20-Poly1305");
+  int length = 0;
+  if (!associated.empty())
+    detail::require(EVP_DecryptUpdate(context.get(), nullptr, &length, associated.data(), int(associated.size())),
+                    "authenticating associated data");
+  std::vector<std::uint8_t> out(size);
+  detail::require(EVP_DecryptUpdate(context.get(), out.data(), &length, sealed.data(), int(size)), "decrypting");
+  std::array<std::uint8_t, tag_size> tag{};
+  std::memcpy(tag.data(), sealed.data() + size, tag_size);
+  detail::require(EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_AEAD_SET_TAG, int(tag_size), tag.data()), "setting the tag");
+  int tail = 0;
+  if (EVP_DecryptFinal_ex(context.get(), out.data() + length, &tail) != 1) {
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  return out;
+}
+
+namespace detail {
+// The AES-256-CTR keystream under `key` from counter block `counter`, written over `out`.
+inline void aes256_ctr_keystream(const key_bytes& key, const std::array<std::uint8_t, 16>& counter,
+                                 std::span<std::uint8_t> out) {
+  auto context = new_cipher_context();
+  require(EVP_EncryptInit_ex(context.get(), EVP_aes_256_ctr(), nullptr, key.data(), counter.data()), "starting AES-256-CTR");
+  std::memset(out.data(), 0, out.size());  // the keystream is the encryption of zeros
+  constexpr std::size_t chunk = std::size_t{1} << 30;  // EVP takes an int length
+  for (std::size_t done = 0; done < out.size();) {
+    const std::size_t size = std::min(chunk, out.size() - done);
+    int length = 0;
+    require(EVP_EncryptUpdate(context.get(), out.data() + done, &length, out.data() + done, int(size)), "expanding a mask");
+    done += size;
+  }
+}
+}  // namespace detail
+
+/// @brief Expands a 32-byte seed into `out.size()` pseudorandom words: the AES-256-CTR keystream
+/// under the seed as key, from counter block zero. A seed must mask one vector only.
+inline void expand_mask(const key_bytes& seed, std::span<std::uint32_t> out) {
+  detail::aes256_ctr_keystream(seed, {}, std::span(reinterpret_cast<std::uint8_t*>(out.data()), out.size_bytes()));
+}
+
+}  // namespace flotilla::secure_aggregation
