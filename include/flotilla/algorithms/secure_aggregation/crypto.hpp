@@ -63,6 +63,16 @@ inline pkey x25519_secret(const key_bytes& secret) {
   if (!key) openssl_failed("loading an X25519 secret key");
   return key;
 }
+// Uniform in [0, bound), bound > 0, from OpenSSL's generator (rejection: no modulo bias).
+inline std::uint64_t random_below(std::uint64_t bound) {
+  const std::uint64_t floor = (0 - bound) % bound;  // 2^64 mod bound
+  for (;;) {
+    std::uint64_t word = 0;
+    require(RAND_priv_bytes(reinterpret_cast<unsigned char*>(&word), sizeof word), "drawing a random number");
+    if (word >= floor) return word % bound;
+  }
+}
+
 inline cipher_context new_cipher_context() {
   cipher_context context(EVP_CIPHER_CTX_new());
   if (!context) openssl_failed("allocating a cipher context");

@@ -1,0 +1,160 @@
+#pragma once
+// Secure aggregation, the learner side: one round's state machine (protocol.hpp describes the
+// stages). It never includes the server side. Every secret lives in this object and dies with it:
+// a learner that leaves a round forgets its keys.
+
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flotilla/algorithms/privacy/noise.hpp"
+#include "flotilla/algorithms/secure_aggregation/protocol.hpp"
+
+namespace flotilla::secure_aggregation {
+
+/// @brief One learner's part in one secure round.
+///
+/// Messages that do not belong (from a non-neighbour, for another learner, twice from one
+/// sender, a share whose tag does not verify) are set aside with the reason (rejections()), and
+/// the round goes on while at least `threshold` neighbours remain.
+class learner_session {
+ public:
+  /// @throws configuration_error for an index of 0, itself among its neighbours, or fewer
+  ///   neighbours than the threshold.
+  explicit learner_session(round_setup setup) : setup_(std::move(setup)) {
+    if (setup_.index == 0) throw configuration_error("a learner's index in a secure round starts at 1");
+    const std::set<std::uint64_t> unique(setup_.neighbours.begin(), setup_.neighbours.end());
+    if (unique.size() != setup_.neighbours.size() || unique.contains(setup_.index))
+      throw configuration_error("a learner's neighbours must be distinct and not include itself");
+    if (setup_.threshold < 1 || setup_.neighbours.size() < setup_.threshold)
+      throw configuration_error("a threshold of " + std::to_string(setup_.threshold) + " cannot work with " +
+                                std::to_string(setup_.neighbours.size()) + " neighbours");
+  }
+
+  /// Stage 1: fresh key pairs; the public halves go to the aggregator.
+  advertised_keys advertise() {
+    cipher_ = make_key_pair();
+    mask_ = make_key_pair();
+    return {setup_.index, cipher_.public_key, mask_.public_key};
+  }
+
+  /// Stage 2: the self-mask seed and the mask secret key, shared among the neighbours that
+  /// advertised, one sealed message each.
+  /// @throws security_error when fewer than `threshold` neighbours advertised valid keys.
+  std::vector<sealed_shares> share_keys(std::span<const advertised_keys> neighbours) {
+    for (const auto& keys : neighbours) {
+      if (!is_neighbour(keys.index)) {
+        reject("keys from learner " + std::to_string(keys.index) + ", not a neighbour");
+      } else if (keys_.contains(keys.index)) {
+        reject("keys from learner " + std::to_string(keys.index) + " a second time");
+      } else {
+        keys_.emplace(keys.index, keys);
+      }
+    }
+    require_threshold(keys_.size(), "advertised keys");
+    self_seed_ = make_key_pair().secret;  // 32 fresh random bytes
+    std::vector<std::uint64_t> points;
+    for (const auto& [index, keys] : keys_) points.push_back(index);
+    const auto seed_shares = split(self_seed_, setup_.threshold, points);
+    const auto key_shares = split(mask_.secret, setup_.threshold, points);
+    std::vector<sealed_shares> out;
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      const auto key = detail::share_key(agree(cipher_.secret, keys_.at(points[i]).cipher_public), setup_.round,
+                                         setup_.index, points[i]);
+      const auto plaintext = detail::encode_shares(seed_shares[i], key_shares[i]);
+      out.push_back({setup_.index, points[i],
+                     seal(key, detail::share_nonce(setup_.index, points[i]), plaintext,
+                          detail::context_bytes("flotilla secagg shares", setup_.round, setup_.index, points[i]))});
+    }
+    return out;
+  }
+
+  /// Stage 3: keeps the shares its neighbours sent, then masks the update: quantized, plus its
+  /// self mask, plus a pairwise mask toward every neighbour that sent it shares.
+  /// @throws security_error when fewer than `threshold` neighbours sent shares.
+  template <class Scalar, privacy::NoiseSource R = privacy::os_random>
+  masked_input mask(std::span<const Scalar> update, std::span<const sealed_shares> received, R rounding = R()) {
+    if (update.size() != setup_.values)
+      throw layout_error("the update holds " + std::to_string(update.size()) + " values; the round expects " +
+                         std::to_string(setup_.values));
+    for (const auto& message : received) accept_shares(message);
+    require_threshold(masked_with_.size(), "shared keys");
+    masked_input out{setup_.index, std::vector<std::uint32_t>(update.size()), {}};
+    quantize(update, setup_.quantized, std::span(out.values), std::move(rounding));
+    const auto modulus = setup_.quantized.modulus_mask();
+    apply_mask(out.values, self_seed_, mask_sign::add, modulus);
+    for (const auto j : masked_with_) {
+      const auto seed = detail::pairwise_seed(agree(mask_.secret, keys_.at(j).mask_public), setup_.round, setup_.index, j);
+      apply_mask(out.values, seed, detail::pairwise_sign(setup_.index, j), modulus);
+    }
+    out.masked_with.assign(masked_with_.begin(), masked_with_.end());
+    return out;
+  }
+
+  /// Stage 4: the shares the aggregator asks for. For any one neighbour it gets the self-seed
+  /// share or the mask-key share, never both: with both it could unmask that learner alone.
+  /// @throws security_error naming the neighbour asked for both, or for shares never received.
+  unmask_response unmask(const unmask_request& request) {
+    unmask_response out{setup_.index, {}, {}};
+    for (const auto j : request.self_seed_of)
+      if (std::find(request.mask_key_of.begin(), request.mask_key_of.end(), j) != request.mask_key_of.end())
+        throw security_error("the aggregator asked for both shares of learner " + std::to_string(j) + "; refused");
+    for (const auto j : request.self_seed_of) out.self_seed_shares.emplace_back(j, held(j).first);
+    for (const auto j : request.mask_key_of) out.mask_key_shares.emplace_back(j, held(j).second);
+    return out;
+  }
+
+  /// Messages set aside, with the reason.
+  [[nodiscard]] const std::vector<std::string>& rejections() const { return rejections_; }
+  [[nodiscard]] const round_setup& setup() const { return setup_; }
+
+ private:
+  bool is_neighbour(std::uint64_t j) const {
+    return std::find(setup_.neighbours.begin(), setup_.neighbours.end(), j) != setup_.neighbours.end();
+  }
+  void reject(std::string reason) { rejections_.push_back(std::move(reason)); }
+  void require_threshold(std::size_t live, const char* stage) const {
+    if (live < setup_.threshold)
+      throw security_error("only " + std::to_string(live) + " neighbours " + stage + "; the threshold is " +
+                           std::to_string(setup_.threshold));
+  }
+  void accept_shares(const sealed_shares& message) {
+    const auto j = message.from;
+    if (message.to != setup_.index) return reject("shares for learner " + std::to_string(message.to) + " reached learner " +
+                                                  std::to_string(setup_.index));
+    if (!keys_.contains(j)) return reject("shares from learner " + std::to_string(j) + ", not a neighbour that advertised keys");
+    if (shares_.contains(j)) return reject("shares from learner " + std::to_string(j) + " a second time");
+    masked_with_.insert(j);  // the pairwise mask depends only on public keys: it is in effect even if the share is lost
+    const auto key = detail::share_key(agree(cipher_.secret, keys_.at(j).cipher_public), setup_.round, setup_.index, j);
+    const auto plaintext = open(key, detail::share_nonce(j, setup_.index), message.ciphertext,
+                                detail::context_bytes("flotilla secagg shares", setup_.round, j, setup_.index));
+    if (!plaintext) return reject("shares from learner " + std::to_string(j) + " fail authentication");
+    try {
+      auto both = detail::decode_shares(*plaintext);
+      if (both.first.x != setup_.index || both.second.x != setup_.index)
+        return reject("shares from learner " + std::to_string(j) + " are for another point");
+      shares_.emplace(j, std::move(both));
+    } catch (const security_error& error) {
+      reject(std::string("shares from learner ") + std::to_string(j) + ": " + error.what());
+    }
+  }
+  const std::pair<share, share>& held(std::uint64_t j) const {
+    const auto found = shares_.find(j);
+    if (found == shares_.end()) throw security_error("no shares held from learner " + std::to_string(j));
+    return found->second;
+  }
+
+  round_setup setup_;
+  key_pair cipher_{}, mask_{};
+  key_bytes self_seed_{};
+  std::map<std::uint64_t, advertised_keys> keys_;
+  std::set<std::uint64_t> masked_with_;
+  std::map<std::uint64_t, std::pair<share, share>> shares_;  // (self-seed share, mask-key share) per neighbour
+  std::vector<std::string> rejections_;
+};
+
+}  // namespace flotilla::secure_aggregation
