@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <functional>
 #include <optional>
 #include <set>
@@ -24,6 +26,8 @@ struct dropouts {
 
 struct outcome {
   std::vector<std::uint32_t> sum{};           // unmasked by the aggregator
+  std::vector<std::vector<std::uint32_t>> seen{};  // every masked input the aggregator received
+  std::size_t most_key_shares_of_a_contributor = 0;
   std::vector<std::uint32_t> expected{};      // the contributors' quantized updates, summed in the clear
   std::vector<std::uint64_t> contributors{};
   std::optional<std::string> failure{};
@@ -53,12 +57,15 @@ outcome run_round(std::size_t n, std::size_t degree, std::size_t threshold, cons
       const auto update = update_of(i, values);
       const auto input = learners[i - 1].mask(std::span<const float>(update), server.shares_for(i), seeded(i));
       REQUIRE_FALSE(server.receive_masked(input));
+      out.seen.push_back(input.values);
     }
     for (std::uint64_t i = 1; i <= n; ++i) {
       if (drop.after_advertising.contains(i) || drop.after_sharing.contains(i) || drop.after_masking.contains(i)) continue;
       REQUIRE_FALSE(server.receive_unmask(learners[i - 1].unmask(server.request_for(i))));
     }
     out.contributors = server.contributors();
+    for (const auto i : out.contributors)
+      out.most_key_shares_of_a_contributor = std::max(out.most_key_shares_of_a_contributor, server.mask_key_shares_held(i));
     out.sum = server.unmasked_sum();
   } catch (const flotilla::security_error& error) {
     out.failure = error.what();
@@ -155,4 +162,23 @@ TEST_CASE("forged and misdirected messages are set aside with the reason; the ro
   auto short_input = input;
   short_input.values.pop_back();
   CHECK(server.receive_masked(short_input) == "masked input from learner 1 holds 3 values; the round expects 4");
+}
+
+TEST_CASE("the aggregator's view: masked inputs look uniform, and no contributor's mask key can be rebuilt") {
+  const auto result = run_round(12, 6, 3, {.after_sharing = {4}}, 4096);
+  REQUIRE_FALSE(result.failure);
+  // Chi-square of each masked vector's top 4 bits over 16 buckets (15 degrees of freedom): the
+  // 1e-7 critical value is about 61, while a quantized update alone (values near 2^21) puts
+  // every value in one bucket (a statistic near 61,000).
+  for (const auto& values : result.seen) {
+    std::array<double, 16> counts{};
+    for (const auto v : values) counts[v >> 28] += 1;
+    const double expected = double(values.size()) / 16;
+    double chi_square = 0;
+    for (const double c : counts) chi_square += (c - expected) * (c - expected) / expected;
+    CHECK(chi_square < 61);
+  }
+  // The aggregator asked only for self-seed shares of learners that sent input.
+  CHECK(result.most_key_shares_of_a_contributor == 0);
+  CHECK(result.sum == result.expected);
 }

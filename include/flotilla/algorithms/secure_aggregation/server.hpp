@@ -210,6 +210,12 @@ class server_session {
     return sum;
   }
 
+  /// Shares of `owner`'s mask secret key the aggregator holds: below the threshold for every
+  /// learner that sent input, so no single input can be unmasked.
+  [[nodiscard]] std::size_t mask_key_shares_held(std::uint64_t owner) const {
+    const auto found = key_shares_.find(owner);
+    return found == key_shares_.end() ? 0 : found->second.size();
+  }
   [[nodiscard]] std::size_t threshold() const { return threshold_; }
   [[nodiscard]] const quantization& quantized() const { return quantized_; }
 
