@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "flotilla/algorithms/privacy/noise.hpp"
+#include "flotilla/algorithms/privacy/openssl_random.hpp"
 #include "flotilla/algorithms/secure_aggregation/protocol.hpp"
 
 namespace flotilla::secure_aggregation {
@@ -63,8 +64,8 @@ class learner_session {
     const auto key_shares = split(mask_.secret, setup_.threshold, points);
     std::vector<sealed_shares> out;
     for (std::size_t i = 0; i < points.size(); ++i) {
-      const auto key = detail::share_key(agree(cipher_.secret, keys_.at(points[i]).cipher_public), setup_.round,
-                                         setup_.index, points[i]);
+      const auto key = share_keys_[points[i]] = detail::share_key(agree(cipher_.secret, keys_.at(points[i]).cipher_public),
+                                                                  setup_.round, setup_.index, points[i]);
       const auto plaintext = detail::encode_shares(seed_shares[i], key_shares[i]);
       out.push_back({setup_.index, points[i],
                      seal(key, detail::share_nonce(setup_.index, points[i]), plaintext,
@@ -76,7 +77,7 @@ class learner_session {
   /// Stage 3: keeps the shares its neighbours sent, then masks the update: quantized, plus its
   /// self mask, plus a pairwise mask toward every neighbour that sent it shares.
   /// @throws security_error when fewer than `threshold` neighbours sent shares.
-  template <class Scalar, privacy::NoiseSource R = privacy::os_random>
+  template <class Scalar, privacy::NoiseSource R = privacy::openssl_random>
   masked_input mask(std::span<const Scalar> update, std::span<const sealed_shares> received, R rounding = R()) {
     if (update.size() != setup_.values)
       throw layout_error("the update holds " + std::to_string(update.size()) + " values; the round expects " +
@@ -85,12 +86,11 @@ class learner_session {
     require_threshold(masked_with_.size(), "shared keys");
     masked_input out{setup_.index, std::vector<std::uint32_t>(update.size()), {}};
     quantize(update, setup_.quantized, std::span(out.values), std::move(rounding));
-    const auto modulus = setup_.quantized.modulus_mask();
-    apply_mask(out.values, self_seed_, mask_sign::add, modulus);
-    for (const auto j : masked_with_) {
-      const auto seed = detail::pairwise_seed(agree(mask_.secret, keys_.at(j).mask_public), setup_.round, setup_.index, j);
-      apply_mask(out.values, seed, detail::pairwise_sign(setup_.index, j), modulus);
-    }
+    std::vector<mask_term> masks{{self_seed_, mask_sign::add}};
+    for (const auto j : masked_with_)
+      masks.push_back({detail::pairwise_seed(agree(mask_.secret, keys_.at(j).mask_public), setup_.round, setup_.index, j),
+                       detail::pairwise_sign(setup_.index, j)});
+    apply_masks(out.values, masks, setup_.quantized.modulus_mask());
     out.masked_with.assign(masked_with_.begin(), masked_with_.end());
     return out;
   }
@@ -129,8 +129,7 @@ class learner_session {
     if (!keys_.contains(j)) return reject("shares from learner " + std::to_string(j) + ", not a neighbour that advertised keys");
     if (shares_.contains(j)) return reject("shares from learner " + std::to_string(j) + " a second time");
     masked_with_.insert(j);  // the pairwise mask depends only on public keys: it is in effect even if the share is lost
-    const auto key = detail::share_key(agree(cipher_.secret, keys_.at(j).cipher_public), setup_.round, setup_.index, j);
-    const auto plaintext = open(key, detail::share_nonce(j, setup_.index), message.ciphertext,
+    const auto plaintext = open(share_keys_.at(j), detail::share_nonce(j, setup_.index), message.ciphertext,
                                 detail::context_bytes("flotilla secagg shares", setup_.round, j, setup_.index));
     if (!plaintext) return reject("shares from learner " + std::to_string(j) + " fail authentication");
     try {
@@ -152,6 +151,7 @@ class learner_session {
   key_pair cipher_{}, mask_{};
   key_bytes self_seed_{};
   std::map<std::uint64_t, advertised_keys> keys_;
+  std::map<std::uint64_t, key_bytes> share_keys_;  // one AEAD key per neighbour, both directions
   std::set<std::uint64_t> masked_with_;
   std::map<std::uint64_t, std::pair<share, share>> shares_;  // (self-seed share, mask-key share) per neighbour
   std::vector<std::string> rejections_;

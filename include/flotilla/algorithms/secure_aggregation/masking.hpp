@@ -50,17 +50,25 @@ struct quantization {
 };
 
 /// @brief Clips each value to the range and rounds it stochastically to a step: up with
-/// probability equal to the fraction passed, so the expected result is the clipped value.
+/// probability equal to the fraction passed (to 32 bits), so the expected result is the clipped
+/// value.
 template <class Scalar, privacy::NoiseSource R>
 void quantize(std::span<const Scalar> values, const quantization& q, std::span<std::uint32_t> out, R source) {
   if (values.size() != out.size()) throw layout_error("quantize: the output holds another number of values");
   privacy::word_stream<R> bits(std::move(source));
   const double top = double(q.quantization_range - 1), scale = 1 / q.step();
+  std::uint64_t word = 0;
   for (std::size_t i = 0; i < values.size(); ++i) {
-    const double clipped = std::fmin(std::fmax(double(values[i]), -q.clipping_range), q.clipping_range);
-    const double position = std::fmin((clipped + q.clipping_range) * scale, top);  // in [0, top]
-    const double below = std::floor(position);
-    out[i] = std::uint32_t(below) + (bits.unit() < position - below ? 1u : 0u);
+    const double value = double(values[i]);
+    if (!std::isfinite(value)) throw task_error("the update holds a non-finite value at index " + std::to_string(i));
+    const double clipped = value < -q.clipping_range ? -q.clipping_range : value > q.clipping_range ? q.clipping_range : value;
+    const double scaled = (clipped + q.clipping_range) * scale;
+    const double position = scaled < top ? scaled : top;  // in [0, top]
+    const double below = double(std::int64_t(position));  // floor: position is not negative
+    // 32 random bits per value (two per word): a bias below 2^-32 of a step.
+    if (i % 2 == 0) word = bits();
+    const double uniform = double(std::uint32_t(word >> (32 * (i % 2)))) * 0x1.0p-32;
+    out[i] = std::uint32_t(below) + (uniform < position - below ? 1u : 0u);
   }
 }
 
@@ -77,27 +85,49 @@ void dequantize_sum(std::span<const std::uint32_t> sum, std::size_t learners, co
 /// (pairwise mask with a lower neighbour).
 enum class mask_sign : std::uint8_t { add, subtract };
 
-/// @brief Adds or subtracts the mask of `seed` to `vector`, modulo 2^modulus_bits, streaming the
-/// keystream through a 64 KiB buffer.
-inline void apply_mask(std::span<std::uint32_t> vector, const key_bytes& seed, mask_sign sign, std::uint32_t modulus_mask) {
-  auto context = detail::new_cipher_context();
+/// One mask to apply: its seed and whether it is added or subtracted.
+struct mask_term {
+  key_bytes seed{};
+  mask_sign sign = mask_sign::add;
+};
+
+/// @brief Applies every mask in `terms` to `vector`, modulo 2^modulus_bits, 16 KiB of the vector
+/// at a time: each piece stays in cache while all the masks' keystreams for it are added, so the
+/// vector is read and written once, whatever the number of masks.
+inline void apply_masks(std::span<std::uint32_t> vector, std::span<const mask_term> terms, std::uint32_t modulus_mask) {
+  constexpr std::size_t piece = 4096;
+  static const std::array<std::uint8_t, piece * sizeof(std::uint32_t)> zeros{};
+  std::vector<detail::cipher_context> streams;
+  streams.reserve(terms.size());
   const std::array<std::uint8_t, 16> counter{};
-  detail::require(EVP_EncryptInit_ex(context.get(), EVP_aes_256_ctr(), nullptr, seed.data(), counter.data()),
-                  "starting AES-256-CTR");
-  std::array<std::uint32_t, 16384> mask{};
-  for (std::size_t first = 0; first < vector.size(); first += mask.size()) {
-    const std::size_t count = std::min(mask.size(), vector.size() - first);
-    auto* bytes = reinterpret_cast<std::uint8_t*>(mask.data());
-    std::memset(bytes, 0, count * sizeof(std::uint32_t));
-    int length = 0;
-    detail::require(EVP_EncryptUpdate(context.get(), bytes, &length, bytes, int(count * sizeof(std::uint32_t))),
-                    "expanding a mask");
-    std::uint32_t* out = vector.data() + first;
-    if (sign == mask_sign::add)
-      for (std::size_t i = 0; i < count; ++i) out[i] = (out[i] + mask[i]) & modulus_mask;
-    else
-      for (std::size_t i = 0; i < count; ++i) out[i] = (out[i] - mask[i]) & modulus_mask;
+  for (const auto& term : terms) {
+    streams.push_back(detail::new_cipher_context());
+    detail::require(EVP_EncryptInit_ex(streams.back().get(), EVP_aes_256_ctr(), nullptr, term.seed.data(), counter.data()),
+                    "starting AES-256-CTR");
   }
+  std::array<std::uint32_t, piece> mask{};
+  for (std::size_t first = 0; first < vector.size(); first += piece) {
+    const std::size_t count = std::min(piece, vector.size() - first);
+    std::uint32_t* out = vector.data() + first;
+    for (std::size_t t = 0; t < terms.size(); ++t) {
+      int length = 0;
+      detail::require(EVP_EncryptUpdate(streams[t].get(), reinterpret_cast<std::uint8_t*>(mask.data()), &length, zeros.data(),
+                                        int(count * sizeof(std::uint32_t))),
+                      "expanding a mask");
+      if (terms[t].sign == mask_sign::add)
+        for (std::size_t i = 0; i < count; ++i) out[i] += mask[i];
+      else
+        for (std::size_t i = 0; i < count; ++i) out[i] -= mask[i];
+    }
+    if (modulus_mask != 0xFFFFFFFFu)  // 2^32 wraps by itself
+      for (std::size_t i = 0; i < count; ++i) out[i] &= modulus_mask;
+  }
+}
+
+/// Adds or subtracts the mask of one seed (apply_masks with one term).
+inline void apply_mask(std::span<std::uint32_t> vector, const key_bytes& seed, mask_sign sign, std::uint32_t modulus_mask) {
+  const mask_term term{seed, sign};
+  apply_masks(vector, std::span(&term, 1), modulus_mask);
 }
 
 }  // namespace flotilla::secure_aggregation

@@ -186,13 +186,12 @@ class server_session {
   ///   disagree on their pair.
   [[nodiscard]] std::vector<std::uint32_t> unmasked_sum() const {
     if (masked_with_.empty()) throw security_error("no learner sent masked input");
-    std::vector<std::uint32_t> sum = sum_;
-    const auto modulus = quantized_.modulus_mask();
+    std::vector<mask_term> masks;  // every mask to remove, applied in one pass over the sum
     for (const auto& [i, pairs] : masked_with_) {
       for (const auto j : pairs)
         if (masked_with_.contains(j) && !masked_with_.at(j).contains(i))
           throw security_error("learners " + std::to_string(i) + " and " + std::to_string(j) + " disagree on their pair");
-      apply_mask(sum, rebuild(seed_shares_, i, "self-mask seed"), mask_sign::subtract, modulus);
+      masks.push_back({rebuild(seed_shares_, i, "self-mask seed"), mask_sign::subtract});
     }
     for (const auto j : shared_) {
       if (masked_with_.contains(j)) continue;  // j sent input: its pairs cancel
@@ -202,11 +201,13 @@ class server_session {
       const auto secret = rebuild(key_shares_, j, "mask key");
       for (const auto& [k, pairs] : masked_with_) {
         if (!pairs.contains(j)) continue;
-        const auto seed = detail::pairwise_seed(agree(secret, keys_.at(k).mask_public), round_, k, j);
         // k applied pairwise_sign(k, j); undo it.
-        apply_mask(sum, seed, detail::pairwise_sign(k, j) == mask_sign::add ? mask_sign::subtract : mask_sign::add, modulus);
+        masks.push_back({detail::pairwise_seed(agree(secret, keys_.at(k).mask_public), round_, k, j),
+                         detail::pairwise_sign(k, j) == mask_sign::add ? mask_sign::subtract : mask_sign::add});
       }
     }
+    std::vector<std::uint32_t> sum = sum_;
+    apply_masks(sum, masks, quantized_.modulus_mask());
     return sum;
   }
 
