@@ -182,3 +182,12 @@ TEST_CASE("the aggregator's view: masked inputs look uniform, and no contributor
   CHECK(result.most_key_shares_of_a_contributor == 0);
   CHECK(result.sum == result.expected);
 }
+
+TEST_CASE("stages run once each and in order") {
+  secagg::server_session server(1, secagg::harary_graph::random(3, 2), 2, 2, {});
+  secagg::learner_session learner(server.setup_for(1));
+  CHECK_THROWS_WITH_AS((void)learner.share_keys({}), "share_keys() out of order in a secure round", flotilla::usage_error);
+  CHECK_THROWS_WITH_AS((void)learner.unmask({}), "unmask() before mask(): this learner sent no input", flotilla::usage_error);
+  (void)learner.advertise();
+  CHECK_THROWS_WITH_AS((void)learner.advertise(), "advertise() out of order in a secure round", flotilla::usage_error);
+}

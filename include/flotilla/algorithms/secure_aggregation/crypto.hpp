@@ -18,6 +18,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flotilla/errors.hpp"
@@ -58,11 +59,6 @@ using pkey = std::unique_ptr<EVP_PKEY, pkey_free>;
 using pkey_context = std::unique_ptr<EVP_PKEY_CTX, pkey_context_free>;
 using cipher_context = std::unique_ptr<EVP_CIPHER_CTX, cipher_context_free>;
 
-inline pkey x25519_secret(const key_bytes& secret) {
-  pkey key(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, secret.data(), secret.size()));
-  if (!key) openssl_failed("loading an X25519 secret key");
-  return key;
-}
 // Uniform in [0, bound), bound > 0, from OpenSSL's generator (rejection: no modulo bias).
 inline std::uint64_t random_below(std::uint64_t bound) {
   const std::uint64_t floor = (0 - bound) % bound;  // 2^64 mod bound
@@ -80,38 +76,69 @@ inline cipher_context new_cipher_context() {
 }
 }  // namespace detail
 
+/// @brief An X25519 secret key held by OpenSSL: loaded once, so that agreeing with many peers
+/// costs one scalar multiplication each (loading a raw key costs another).
+class secret_key {
+ public:
+  /// A fresh key from OpenSSL's generator.
+  static secret_key generate() {
+    detail::pkey_context context(EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nullptr));
+    if (!context) detail::openssl_failed("allocating X25519 key generation");
+    detail::require(EVP_PKEY_keygen_init(context.get()), "starting X25519 key generation");
+    EVP_PKEY* made = nullptr;
+    detail::require(EVP_PKEY_keygen(context.get(), &made), "generating an X25519 key");
+    return secret_key(detail::pkey(made));
+  }
+  /// The key whose raw bytes are `raw` (RFC 7748's little-endian scalar).
+  explicit secret_key(const key_bytes& raw) : key_(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, raw.data(), raw.size())) {
+    if (!key_) detail::openssl_failed("loading an X25519 secret key");
+  }
+
+  [[nodiscard]] key_bytes raw() const { return read(EVP_PKEY_get_raw_private_key, "reading an X25519 secret key"); }
+  [[nodiscard]] key_bytes public_key() const { return read(EVP_PKEY_get_raw_public_key, "reading an X25519 public key"); }
+
+  /// @brief The X25519 shared secret with a peer's public key (RFC 7748).
+  /// @throws security_error if the peer's key is of small order (the secret would be all zeros).
+  [[nodiscard]] key_bytes agree(const key_bytes& peer_public) const {
+    detail::pkey peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_public.data(), peer_public.size()));
+    if (!peer) detail::openssl_failed("loading an X25519 public key");
+    detail::pkey_context context(EVP_PKEY_CTX_new(key_.get(), nullptr));
+    if (!context) detail::openssl_failed("allocating a key agreement");
+    detail::require(EVP_PKEY_derive_init(context.get()), "starting a key agreement");
+    detail::require(EVP_PKEY_derive_set_peer(context.get(), peer.get()), "setting the peer's key");
+    key_bytes shared{};
+    std::size_t size = shared.size();
+    if (EVP_PKEY_derive(context.get(), shared.data(), &size) != 1 || size != shared.size()) {
+      ERR_clear_error();
+      throw security_error("X25519 agreement refused the peer's public key (a small-order point)");
+    }
+    return shared;
+  }
+
+ private:
+  explicit secret_key(detail::pkey key) : key_(std::move(key)) {}
+  template <class Read>
+  key_bytes read(Read function, const char* what) const {
+    key_bytes out{};
+    std::size_t size = out.size();
+    detail::require(function(key_.get(), out.data(), &size), what);
+    return out;
+  }
+  detail::pkey key_;
+};
+
 /// The public key of an X25519 secret key.
-[[nodiscard]] inline key_bytes public_key_of(const key_bytes& secret) {
-  const auto key = detail::x25519_secret(secret);
-  key_bytes public_key{};
-  std::size_t size = public_key.size();
-  detail::require(EVP_PKEY_get_raw_public_key(key.get(), public_key.data(), &size), "deriving an X25519 public key");
-  return public_key;
-}
+[[nodiscard]] inline key_bytes public_key_of(const key_bytes& secret) { return secret_key(secret).public_key(); }
 
-/// A fresh X25519 key pair from OpenSSL's generator.
+/// A fresh X25519 key pair from OpenSSL's generator, as raw bytes.
 [[nodiscard]] inline key_pair make_key_pair() {
-  key_pair pair;
-  detail::require(RAND_priv_bytes(pair.secret.data(), int(pair.secret.size())), "drawing an X25519 secret key");
-  pair.public_key = public_key_of(pair.secret);
-  return pair;
+  const auto key = secret_key::generate();
+  return {key.raw(), key.public_key()};
 }
 
-/// @brief The X25519 shared secret of `secret` and a peer's public key (RFC 7748).
-/// @throws security_error if the peer's key is of small order (the secret would be all zeros).
+/// The X25519 shared secret of a raw secret key and a peer's public key (secret_key::agree).
 [[nodiscard]] inline key_bytes agree(const key_bytes& secret, const key_bytes& peer_public) {
-  const auto own = detail::x25519_secret(secret);
-  detail::pkey peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_public.data(), peer_public.size()));
-  if (!peer) detail::openssl_failed("loading an X25519 public key");
-  detail::pkey_context context(EVP_PKEY_CTX_new(own.get(), nullptr));
-  if (!context) detail::openssl_failed("allocating a key agreement");
-  detail::require(EVP_PKEY_derive_init(context.get()), "starting a key agreement");
-  detail::require(EVP_PKEY_derive_set_peer(context.get(), peer.get()), "setting the peer's key");
-  key_bytes shared{};
-  std::size_t size = shared.size();
-  if (EVP_PKEY_derive(context.get(), shared.data(), &size) != 1 || size != shared.size())
-    throw security_error("X25519 agreement refused the peer's public key (a small-order point)");
-  return shared;
+  return secret_key(secret).agree(peer_public);
 }
 
 /// HKDF with SHA-256 (RFC 5869): `length` bytes from input key material, salt and info.

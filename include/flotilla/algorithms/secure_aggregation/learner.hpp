@@ -38,15 +38,17 @@ class learner_session {
 
   /// Stage 1: fresh key pairs; the public halves go to the aggregator.
   advertised_keys advertise() {
-    cipher_ = make_key_pair();
-    mask_ = make_key_pair();
-    return {setup_.index, cipher_.public_key, mask_.public_key};
+    enter(stage::advertised, stage::created, "advertise()");
+    cipher_ = secret_key::generate();
+    mask_ = secret_key::generate();
+    return {setup_.index, cipher_->public_key(), mask_->public_key()};
   }
 
   /// Stage 2: the self-mask seed and the mask secret key, shared among the neighbours that
   /// advertised, one sealed message each.
   /// @throws security_error when fewer than `threshold` neighbours advertised valid keys.
   std::vector<sealed_shares> share_keys(std::span<const advertised_keys> neighbours) {
+    enter(stage::shared, stage::advertised, "share_keys()");
     for (const auto& keys : neighbours) {
       if (!is_neighbour(keys.index)) {
         reject("keys from learner " + std::to_string(keys.index) + ", not a neighbour");
@@ -61,10 +63,10 @@ class learner_session {
     std::vector<std::uint64_t> points;
     for (const auto& [index, keys] : keys_) points.push_back(index);
     const auto seed_shares = split(self_seed_, setup_.threshold, points);
-    const auto key_shares = split(mask_.secret, setup_.threshold, points);
+    const auto key_shares = split(mask_->raw(), setup_.threshold, points);
     std::vector<sealed_shares> out;
     for (std::size_t i = 0; i < points.size(); ++i) {
-      const auto key = share_keys_[points[i]] = detail::share_key(agree(cipher_.secret, keys_.at(points[i]).cipher_public),
+      const auto key = share_keys_[points[i]] = detail::share_key(cipher_->agree(keys_.at(points[i]).cipher_public),
                                                                   setup_.round, setup_.index, points[i]);
       const auto plaintext = detail::encode_shares(seed_shares[i], key_shares[i]);
       out.push_back({setup_.index, points[i],
@@ -82,13 +84,14 @@ class learner_session {
     if (update.size() != setup_.values)
       throw layout_error("the update holds " + std::to_string(update.size()) + " values; the round expects " +
                          std::to_string(setup_.values));
+    enter(stage::masked, stage::shared, "mask()");
     for (const auto& message : received) accept_shares(message);
     require_threshold(masked_with_.size(), "shared keys");
     masked_input out{setup_.index, std::vector<std::uint32_t>(update.size()), {}};
     quantize(update, setup_.quantized, std::span(out.values), std::move(rounding));
     std::vector<mask_term> masks{{self_seed_, mask_sign::add}};
     for (const auto j : masked_with_)
-      masks.push_back({detail::pairwise_seed(agree(mask_.secret, keys_.at(j).mask_public), setup_.round, setup_.index, j),
+      masks.push_back({detail::pairwise_seed(mask_->agree(keys_.at(j).mask_public), setup_.round, setup_.index, j),
                        detail::pairwise_sign(setup_.index, j)});
     apply_masks(out.values, masks, setup_.quantized.modulus_mask());
     out.masked_with.assign(masked_with_.begin(), masked_with_.end());
@@ -99,6 +102,7 @@ class learner_session {
   /// share or the mask-key share, never both: with both it could unmask that learner alone.
   /// @throws security_error naming the neighbour asked for both, or for shares never received.
   unmask_response unmask(const unmask_request& request) {
+    if (stage_ != stage::masked) throw usage_error("unmask() before mask(): this learner sent no input");
     unmask_response out{setup_.index, {}, {}};
     for (const auto j : request.self_seed_of)
       if (std::find(request.mask_key_of.begin(), request.mask_key_of.end(), j) != request.mask_key_of.end())
@@ -113,6 +117,12 @@ class learner_session {
   [[nodiscard]] const round_setup& setup() const { return setup_; }
 
  private:
+  enum class stage : std::uint8_t { created, advertised, shared, masked };
+  // Stages run once each, in order: a call out of order is the caller's bug.
+  void enter(stage next, stage required, const char* call) {
+    if (stage_ != required) throw usage_error(std::string(call) + " out of order in a secure round");
+    stage_ = next;
+  }
   bool is_neighbour(std::uint64_t j) const {
     return std::find(setup_.neighbours.begin(), setup_.neighbours.end(), j) != setup_.neighbours.end();
   }
@@ -148,7 +158,8 @@ class learner_session {
   }
 
   round_setup setup_;
-  key_pair cipher_{}, mask_{};
+  stage stage_ = stage::created;
+  std::optional<secret_key> cipher_, mask_;  // made by advertise()
   key_bytes self_seed_{};
   std::map<std::uint64_t, advertised_keys> keys_;
   std::map<std::uint64_t, key_bytes> share_keys_;  // one AEAD key per neighbour, both directions

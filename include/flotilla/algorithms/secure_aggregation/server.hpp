@@ -198,11 +198,11 @@ class server_session {
       bool needed = false;
       for (const auto& [k, pairs] : masked_with_) needed = needed || pairs.contains(j);
       if (!needed) continue;
-      const auto secret = rebuild(key_shares_, j, "mask key");
+      const secret_key secret(rebuild(key_shares_, j, "mask key"));
       for (const auto& [k, pairs] : masked_with_) {
         if (!pairs.contains(j)) continue;
         // k applied pairwise_sign(k, j); undo it.
-        masks.push_back({detail::pairwise_seed(agree(secret, keys_.at(k).mask_public), round_, k, j),
+        masks.push_back({detail::pairwise_seed(secret.agree(keys_.at(k).mask_public), round_, k, j),
                          detail::pairwise_sign(k, j) == mask_sign::add ? mask_sign::subtract : mask_sign::add});
       }
     }
