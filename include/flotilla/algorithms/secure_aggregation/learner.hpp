@@ -127,9 +127,9 @@ class learner_session {
     return std::find(setup_.neighbours.begin(), setup_.neighbours.end(), j) != setup_.neighbours.end();
   }
   void reject(std::string reason) { rejections_.push_back(std::move(reason)); }
-  void require_threshold(std::size_t live, const char* stage) const {
+  void require_threshold(std::size_t live, const char* what) const {
     if (live < setup_.threshold)
-      throw security_error("only " + std::to_string(live) + " neighbours " + stage + "; the threshold is " +
+      throw security_error("only " + std::to_string(live) + " neighbours " + what + "; the threshold is " +
                            std::to_string(setup_.threshold));
   }
   void accept_shares(const sealed_shares& message) {
