@@ -100,15 +100,18 @@ class learner_session {
 
   /// Stage 4: the shares the aggregator asks for. For any one neighbour it gets the self-seed
   /// share or the mask-key share, never both: with both it could unmask that learner alone.
-  /// @throws security_error naming the neighbour asked for both, or for shares never received.
+  /// @throws security_error naming a neighbour asked for both.
   unmask_response unmask(const unmask_request& request) {
     if (stage_ != stage::masked) throw usage_error("unmask() before mask(): this learner sent no input");
     unmask_response out{setup_.index, {}, {}};
     for (const auto j : request.self_seed_of)
       if (std::find(request.mask_key_of.begin(), request.mask_key_of.end(), j) != request.mask_key_of.end())
         throw security_error("the aggregator asked for both shares of learner " + std::to_string(j) + "; refused");
-    for (const auto j : request.self_seed_of) out.self_seed_shares.emplace_back(j, held(j).first);
-    for (const auto j : request.mask_key_of) out.mask_key_shares.emplace_back(j, held(j).second);
+    // A neighbour whose shares never arrived intact is skipped: the aggregator counts what it gets.
+    for (const auto j : request.self_seed_of)
+      if (const auto found = shares_.find(j); found != shares_.end()) out.self_seed_shares.emplace_back(j, found->second.first);
+    for (const auto j : request.mask_key_of)
+      if (const auto found = shares_.find(j); found != shares_.end()) out.mask_key_shares.emplace_back(j, found->second.second);
     return out;
   }
 
@@ -151,12 +154,6 @@ class learner_session {
       reject(std::string("shares from learner ") + std::to_string(j) + ": " + error.what());
     }
   }
-  const std::pair<share, share>& held(std::uint64_t j) const {
-    const auto found = shares_.find(j);
-    if (found == shares_.end()) throw security_error("no shares held from learner " + std::to_string(j));
-    return found->second;
-  }
-
   round_setup setup_;
   stage stage_ = stage::created;
   std::optional<secret_key> cipher_, mask_;  // made by advertise()
