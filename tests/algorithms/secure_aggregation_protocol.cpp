@@ -191,3 +191,14 @@ TEST_CASE("stages run once each and in order") {
   (void)learner.advertise();
   CHECK_THROWS_WITH_AS((void)learner.advertise(), "advertise() out of order in a secure round", flotilla::usage_error);
 }
+
+TEST_CASE("between stages the aggregator says when too few learners are left") {
+  secagg::server_session server(1, secagg::harary_graph::random(5, 4), 3, 2, {});
+  std::vector<secagg::learner_session> learners;
+  for (std::uint64_t i = 1; i <= 5; ++i) learners.emplace_back(server.setup_for(i));
+  CHECK(server.abort_reason() == "only 0 learners advertised keys; the threshold is 3");
+  for (std::uint64_t i = 1; i <= 4; ++i) REQUIRE_FALSE(server.receive_keys(learners[i - 1].advertise()));
+  CHECK_FALSE(server.abort_reason());
+  REQUIRE_FALSE(server.receive_shares(1, learners[0].share_keys(server.keys_for(1))));
+  CHECK(server.abort_reason() == "only 1 learners shared keys; the threshold is 3");
+}

@@ -173,6 +173,19 @@ class server_session {
     return std::nullopt;
   }
 
+  /// @brief Why the round cannot finish, judged from what has arrived so far, or nothing: fewer
+  /// than t learners left at the latest stage reached means no secret of theirs can be rebuilt.
+  /// Call it between stages to abort early (the global parameters are then kept).
+  [[nodiscard]] std::optional<std::string> abort_reason() const {
+    const auto below = [this](std::size_t count, const char* what) -> std::optional<std::string> {
+      if (count >= threshold_) return std::nullopt;
+      return "only " + std::to_string(count) + " learners " + what + "; the threshold is " + std::to_string(threshold_);
+    };
+    if (!masked_with_.empty()) return below(masked_with_.size(), "sent masked input");
+    if (!shared_.empty()) return below(shared_.size(), "shared keys");
+    return below(keys_.size(), "advertised keys");
+  }
+
   /// Learners whose input is in the sum.
   [[nodiscard]] std::vector<std::uint64_t> contributors() const {
     std::vector<std::uint64_t> out;
