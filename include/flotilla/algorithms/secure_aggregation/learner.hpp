@@ -1,7 +1,9 @@
 #pragma once
 // Secure aggregation, the learner side: one round's state machine (protocol.hpp describes the
-// stages). It never includes the server side. Every secret lives in this object and dies with it:
-// a learner that leaves a round forgets its keys.
+// stages). It never includes the server side. Every secret lives in this object and is wiped
+// with it: a learner that leaves a round forgets its keys.
+
+#include <openssl/crypto.h>
 
 #include <map>
 #include <optional>
@@ -34,6 +36,19 @@ class learner_session {
     if (setup_.threshold < 1 || setup_.neighbours.size() < setup_.threshold)
       throw configuration_error("a threshold of " + std::to_string(setup_.threshold) + " cannot work with " +
                                 std::to_string(setup_.neighbours.size()) + " neighbours");
+  }
+
+  learner_session(learner_session&&) = default;
+  learner_session& operator=(learner_session&&) = default;
+  learner_session(const learner_session&) = delete;
+  learner_session& operator=(const learner_session&) = delete;
+  /// Wipes the self-mask seed and the shares held (OpenSSL wipes the keys it holds itself).
+  ~learner_session() {
+    OPENSSL_cleanse(self_seed_.data(), self_seed_.size());
+    for (auto& [j, both] : shares_) {
+      OPENSSL_cleanse(both.first.y.data(), sizeof both.first.y);
+      OPENSSL_cleanse(both.second.y.data(), sizeof both.second.y);
+    }
   }
 
   /// Stage 1: fresh key pairs; the public halves go to the aggregator.
