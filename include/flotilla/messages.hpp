@@ -5,6 +5,7 @@
 #include <memory>    // std::shared_ptr: one global parameter set shared by every task
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "flotilla/fwd.hpp"
 
@@ -17,6 +18,9 @@ struct task {
   std::uint64_t round = 0;
   std::shared_ptr<const P> parameters{};
   fit_config config{};
+  /// What a round with stages of its own tells this learner beside the parameters (secure
+  /// aggregation's keys and shares); empty for fit and evaluate. Opaque to transports.
+  std::vector<std::uint8_t> payload{};
 };
 
 /// A learner's answer to a task. `parameters` holds the trained parameters for a fit task and
@@ -28,6 +32,9 @@ struct reply {
   std::uint64_t round = 0;
   local_result result{};
   std::optional<P> parameters{};
+  /// What a stage of a multi-stage round answers beside metrics (a masked update, keys);
+  /// empty for fit and evaluate.
+  std::vector<std::uint8_t> payload{};
 };
 
 /// A task that produced no reply: the learner threw, was unreachable, or was busy.

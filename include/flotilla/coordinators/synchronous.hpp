@@ -216,7 +216,10 @@ const round_record& coordinator<T, Rule>::run_round() {
   } else {
     rejection_log rejections(record.rejections, options_.max_rejections_per_learner);
     round_state<T> state{transport_, record, global_, engine_, rejections, exchange_, options_.max_examples_per_reply};
-    fit_phase<Rule>(rule_, options_.quorum, configure_each()).run(state, make_config(task_kind::fit));
+    if constexpr (StagedRule<Rule, T>)
+      rule_.run_fit(state, make_config(task_kind::fit), options_.quorum, configure_each());
+    else
+      fit_phase<Rule>(rule_, options_.quorum, configure_each()).run(state, make_config(task_kind::fit));
     if (record.status == round_status::aggregated)
       evaluate_phase<parameters_type>(evaluator_, options_.evaluation_fraction)
           .run(state, make_config(task_kind::evaluate));

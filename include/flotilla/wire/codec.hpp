@@ -41,8 +41,9 @@ namespace flotilla {
 /// The version of the wire format this build writes and reads.
 /// Version 2 (Flotilla 0.3) opened task kinds to user-defined stages and moved the checkpoint
 /// format to the persistence layer. Version 3 (Flotilla 0.4) carries settings as numbers,
-/// integers or text.
-inline constexpr std::uint16_t wire_format_version = 3;
+/// integers or text. Version 4 (Flotilla 0.6) gives tasks and replies a byte payload for the
+/// stages of multi-stage rounds (secure aggregation).
+inline constexpr std::uint16_t wire_format_version = 4;
 /// "FLTL" as a little-endian 32-bit number: the first bytes of every encoded buffer.
 inline constexpr std::uint32_t wire_magic = 0x4C544C46;
 
@@ -60,6 +61,7 @@ struct decode_limits {
   std::uint32_t max_rank = 8;                           ///< dimensions of one tensor
   std::uint32_t max_string = 1u << 12;                  ///< bytes in a name or metric key
   std::uint32_t max_entries = 1u << 12;                 ///< entries in a metrics or config map
+  std::uint64_t max_payload = std::uint64_t{1} << 34;   ///< bytes of a stage's payload (task::payload)
 };
 
 /// A block left out of an encoded buffer, to be sent from where it lives: it belongs at byte
@@ -164,6 +166,11 @@ class wire_reader {
     std::string text(size, '\0');
     archive_(cereal::binary_data(text.data(), size));
     return text;
+  }
+
+  void read_bytes(void* destination, std::size_t size, const char* what) {
+    require(size, what);
+    archive_(cereal::binary_data(destination, size));
   }
 
   template <std::floating_point S>
@@ -358,7 +365,7 @@ inline void read_envelope(wire_reader& in, wire_content expected) {
   const auto magic = in.read<std::uint32_t>("magic number");
   if (magic != wire_magic) throw decode_error("not a Flotilla message: wrong magic number");
   const auto version = in.read<std::uint16_t>("format version");
-  // A checkpoint holds no settings, the only change in version 3: version 2's read the same.
+  // A checkpoint holds no settings (version 3) and no payloads (version 4): version 2's reads the same.
   const std::uint16_t oldest = expected == wire_content::checkpoint ? 2 : wire_format_version;
   if (version < oldest || version > wire_format_version)
     throw decode_error("message has format version " + std::to_string(version) + "; this build reads version " +

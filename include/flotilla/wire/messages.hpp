@@ -20,6 +20,18 @@ namespace flotilla {
 
 namespace detail {
 
+// A stage's payload: a byte count, bounded by decode_limits::max_payload and by what is left of
+// the message before anything is allocated, then the bytes.
+inline void write_payload(wire_writer& out, const std::vector<std::uint8_t>& payload) {
+  out.write(static_cast<std::uint64_t>(payload.size()));
+  out.write_bytes(payload.data(), payload.size());
+}
+inline std::vector<std::uint8_t> read_payload(wire_reader& in) {
+  const auto size = in.read_count(in.limits().max_payload, 1, "payload size");
+  std::vector<std::uint8_t> payload(static_cast<std::size_t>(size));
+  in.read_bytes(payload.data(), payload.size(), "payload");
+  return payload;
+}
 
 // The bodies of tasks and replies, shared by the contiguous and the gathered encodings and by
 // the whole and the streaming decoders. Parameters come last, so their scalars end the message.
@@ -31,6 +43,7 @@ void write_body(wire_writer& out, const task<P>& work) {
   out.write(work.config.round);
   out.write(work.config.seed);
   write_settings(out, work.config.values);
+  write_payload(out, work.payload);
   out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
   if (work.parameters) wire_codec<P>::write(out, *work.parameters);
 }
@@ -43,6 +56,7 @@ task<P> read_task_body(wire_reader& in) {
   work.config.round = in.read<std::uint64_t>("config round");
   work.config.seed = in.read<std::uint64_t>("config seed");
   work.config.values = read_settings(in, "setting count");
+  work.payload = read_payload(in);
   // Made non-const: a streaming decode fills their final values in place (started_decode).
   if (in.read<std::uint8_t>("parameters flag") != 0) work.parameters = std::make_shared<P>(wire_codec<P>::read(in));
   return work;
@@ -55,6 +69,7 @@ void write_body(wire_writer& out, const reply<P>& answer) {
   out.write(answer.round);
   out.write(answer.result.examples);
   write_map(out, answer.result.metrics);
+  write_payload(out, answer.payload);
   out.write(static_cast<std::uint8_t>(answer.parameters ? 1 : 0));
   if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
 }
@@ -67,6 +82,7 @@ reply<P> read_reply_body(wire_reader& in) {
   answer.round = in.read<std::uint64_t>("round");
   answer.result.examples = in.read<std::int64_t>("example count");
   answer.result.metrics = read_map(in, "metric count");
+  answer.payload = read_payload(in);
   if (in.read<std::uint8_t>("parameters flag") != 0) answer.parameters = wire_codec<P>::read(in);
   return answer;
 }

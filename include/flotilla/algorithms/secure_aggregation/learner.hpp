@@ -36,6 +36,16 @@ class learner_session {
     if (setup_.threshold < 1 || setup_.neighbours.size() < setup_.threshold)
       throw configuration_error("a threshold of " + std::to_string(setup_.threshold) + " cannot work with " +
                                 std::to_string(setup_.neighbours.size()) + " neighbours");
+    if (setup_.learners != 0) {  // 0: a session built by hand, outside a round's setup
+      if (setup_.index > setup_.learners || (!unique.empty() && *unique.rbegin() > setup_.learners))
+        throw configuration_error("a learner's index and neighbours must be in [1, " + std::to_string(setup_.learners) + "]");
+      setup_.quantized.validate(setup_.learners, setup_.encoding.noise_stddev);
+    }
+    const auto& e = setup_.encoding;
+    if (e.max_weight < 0 || !(e.clip_norm >= 0) || !std::isfinite(e.clip_norm) || !(e.noise_stddev >= 0) ||
+        !(e.noise_stddev <= 1048576.0))
+      throw configuration_error("a secure round's max_weight, clip_norm and noise_stddev must be non-negative and finite "
+                                "(noise at most 2^20 steps)");
   }
 
   learner_session(learner_session&&) = default;
@@ -91,8 +101,9 @@ class learner_session {
     return out;
   }
 
-  /// Stage 3: keeps the shares its neighbours sent, then masks the update: quantized, plus its
-  /// self mask, plus a pairwise mask toward every neighbour that sent it shares.
+  /// Stage 3: keeps the shares its neighbours sent, then masks the update: quantized (plus its
+  /// discrete Gaussian noise when the setup asks for it), plus its self mask, plus a pairwise
+  /// mask toward every neighbour that sent it shares.
   /// @throws security_error when fewer than `threshold` neighbours sent shares.
   template <class Scalar, privacy::NoiseSource R = privacy::openssl_random>
   masked_input mask(std::span<const Scalar> update, std::span<const sealed_shares> received, R rounding = R()) {
@@ -103,7 +114,13 @@ class learner_session {
     for (const auto& message : received) accept_shares(message);
     require_threshold(masked_with_.size(), "shared keys");
     masked_input out{setup_.index, std::vector<std::uint32_t>(update.size()), {}};
+    auto noise_bits = rounding.fork(1);
     quantize(update, setup_.quantized, std::span(out.values), std::move(rounding));
+    if (setup_.encoding.noise_stddev > 0) {  // distributed DP: this learner's share of the noise, modulo 2^b
+      privacy::discrete_gaussian<R> noise(setup_.encoding.noise_stddev, std::move(noise_bits));
+      const auto modulus = setup_.quantized.modulus_mask();
+      for (auto& value : out.values) value = (value + std::uint32_t(noise())) & modulus;
+    }
     std::vector<mask_term> masks{{self_seed_, mask_sign::add}};
     for (const auto j : masked_with_)
       masks.push_back({detail::pairwise_seed(mask_->agree(keys_.at(j).mask_public), setup_.round, setup_.index, j),

@@ -28,18 +28,22 @@ struct quantization {
   std::uint64_t quantization_range = std::uint64_t{1} << 22;
   unsigned modulus_bits = 32;
 
-  /// @throws configuration_error naming the values when the sum of `learners` quantized values
-  ///   could wrap around the modulus, or a setting is out of its domain.
-  void validate(std::size_t learners) const {
+  /// @throws configuration_error naming the values when the sum of `learners` quantized values,
+  ///   each with discrete Gaussian noise of `noise_stddev` steps (ten standard deviations of
+  ///   their sum either way), could wrap around the modulus, or a setting is out of its domain.
+  void validate(std::size_t learners, double noise_stddev = 0) const {
     if (!(clipping_range > 0) || !std::isfinite(clipping_range))
       throw configuration_error("clipping_range must be positive; got " + flotilla::detail::number(clipping_range));
     if (modulus_bits < 2 || modulus_bits > 32)
       throw configuration_error("modulus_bits must be in [2, 32]; got " + std::to_string(modulus_bits));
-    if (quantization_range < 2) throw configuration_error("quantization_range must be at least 2");
-    const auto largest_sum = static_cast<long double>(learners) * static_cast<long double>(quantization_range - 1);
+    if (quantization_range < 2 || quantization_range > (std::uint64_t{1} << 32))
+      throw configuration_error("quantization_range must be in [2, 2^32]; got " + std::to_string(quantization_range));
+    const auto tail = 10.0L * static_cast<long double>(noise_stddev) * std::sqrt(static_cast<long double>(learners));
+    const auto largest_sum = static_cast<long double>(learners) * static_cast<long double>(quantization_range - 1) + 2 * tail;
     if (largest_sum >= std::ldexp(1.0L, int(modulus_bits)))
       throw configuration_error("the sum of " + std::to_string(learners) + " values quantized to [0, " +
-                                std::to_string(quantization_range - 1) + "] overflows the modulus 2^" +
+                                std::to_string(quantization_range - 1) + "]" +
+                                (noise_stddev > 0 ? " with their noise" : "") + " overflows the modulus 2^" +
                                 std::to_string(modulus_bits) + "; lower quantization_range or raise modulus_bits");
   }
   [[nodiscard]] std::uint32_t modulus_mask() const {
@@ -72,13 +76,21 @@ void quantize(std::span<const Scalar> values, const quantization& q, std::span<s
   }
 }
 
-/// The sum of `learners` quantized vectors (modulo nothing: validate() ruled out a wrap) back in
-/// the values' scale: each value counts its steps from -clipping_range.
+/// The sum of `learners` quantized vectors back in the values' scale: each value counts its
+/// steps from -clipping_range. The sum is read modulo 2^modulus_bits around its middle
+/// (learners times half the range), so noise that took it below zero or past the modulus comes
+/// back whole; validate() keeps it within half the modulus of that middle.
 template <class Scalar>
 void dequantize_sum(std::span<const std::uint32_t> sum, std::size_t learners, const quantization& q, std::span<Scalar> out) {
   if (sum.size() != out.size()) throw layout_error("dequantize_sum: the output holds another number of values");
+  const std::uint64_t modulus = std::uint64_t{1} << q.modulus_bits;
+  const std::uint64_t middle = learners * (q.quantization_range - 1) / 2;
   const double offset = double(learners) * q.clipping_range, step = q.step();
-  for (std::size_t i = 0; i < sum.size(); ++i) out[i] = static_cast<Scalar>(double(sum[i]) * step - offset);
+  for (std::size_t i = 0; i < sum.size(); ++i) {
+    const std::uint64_t from_middle = (std::uint64_t(sum[i]) + modulus - middle % modulus) % modulus;
+    const std::int64_t centred = from_middle >= modulus / 2 ? std::int64_t(from_middle) - std::int64_t(modulus) : std::int64_t(from_middle);
+    out[i] = static_cast<Scalar>(double(std::int64_t(middle) + centred) * step - offset);
+  }
 }
 
 /// Whether a mask is added (self mask; pairwise mask with a higher neighbour) or subtracted

@@ -36,15 +36,27 @@
 
 namespace flotilla::secure_aggregation {
 
+/// How learners turn their update into the vector they mask, beside its quantization.
+struct update_encoding {
+  /// Weights are examples capped at this, over it (Flower's max_weight); 0: every update weighs
+  /// the same and the vector carries no weight.
+  std::int64_t max_weight = 0;
+  double clip_norm = 0;     ///< the L2 bound learners clip their delta to; 0: none
+  double noise_stddev = 0;  ///< each learner's discrete Gaussian noise, in quantization steps; 0: none
+};
+
 /// A learner's place in one secure round: its index (1 to n, its Shamir point), its neighbours'
-/// indices, the threshold and the round (bound into every key derivation and ciphertext).
+/// indices, the threshold and the round (bound into every key derivation and ciphertext), and
+/// how its update becomes the vector it masks.
 struct round_setup {
   std::uint64_t round = 0;
+  std::uint64_t learners = 0;  ///< n, the learners the round began with
   std::uint64_t index = 0;
   std::vector<std::uint64_t> neighbours{};
   std::size_t threshold = 0;
-  std::size_t values = 0;  ///< length of the update vector
+  std::size_t values = 0;  ///< length of the masked vector (the update, plus its weight when weighted)
   quantization quantized{};
+  update_encoding encoding{};
 };
 
 /// Stage 1's message: a learner's two public keys.

@@ -73,9 +73,10 @@ class harary_graph {
 /// round cannot finish, once it cannot.
 class server_session {
  public:
-  server_session(std::uint64_t round, harary_graph graph, std::size_t threshold, std::size_t values, quantization q)
-      : round_(round), graph_(std::move(graph)), threshold_(threshold), values_(values), quantized_(q) {
-    q.validate(graph_.size());
+  server_session(std::uint64_t round, harary_graph graph, std::size_t threshold, std::size_t values, quantization q,
+                 update_encoding encoding = {})
+      : round_(round), graph_(std::move(graph)), threshold_(threshold), values_(values), quantized_(q), encoding_(encoding) {
+    q.validate(graph_.size(), encoding_.noise_stddev);
     if (threshold_ < 2 || threshold_ > graph_.size())
       throw configuration_error("a threshold of " + std::to_string(threshold_) + " cannot work with " +
                                 std::to_string(graph_.size()) + " learners");
@@ -83,7 +84,8 @@ class server_session {
 
   /// What learner `index` needs to take part.
   [[nodiscard]] round_setup setup_for(std::uint64_t index) const {
-    return {round_, index, graph_.neighbours(index), threshold_, values_, quantized_};
+    return {.round = round_, .learners = graph_.size(), .index = index, .neighbours = graph_.neighbours(index),
+            .threshold = threshold_, .values = values_, .quantized = quantized_, .encoding = encoding_};
   }
 
   // Stage 1.
@@ -186,6 +188,14 @@ class server_session {
     return below(keys_.size(), "advertised keys");
   }
 
+  /// Learners that advertised keys, and those that then shared theirs: who the next stage asks.
+  [[nodiscard]] std::vector<std::uint64_t> advertised() const {
+    std::vector<std::uint64_t> out;
+    for (const auto& [index, unused] : keys_) out.push_back(index);
+    return out;
+  }
+  [[nodiscard]] std::vector<std::uint64_t> sharers() const { return {shared_.begin(), shared_.end()}; }
+
   /// Learners whose input is in the sum.
   [[nodiscard]] std::vector<std::uint64_t> contributors() const {
     std::vector<std::uint64_t> out;
@@ -253,6 +263,7 @@ class server_session {
   std::size_t threshold_;
   std::size_t values_;
   quantization quantized_;
+  update_encoding encoding_;
   std::map<std::uint64_t, advertised_keys> keys_;
   std::set<std::uint64_t> shared_;
   std::map<std::uint64_t, std::vector<sealed_shares>> inbox_;

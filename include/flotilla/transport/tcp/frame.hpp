@@ -37,7 +37,8 @@ namespace flotilla::tcp {
 /// Version 4 (Flotilla 0.4): the learner speaks first (an opening frame, so a TLS aggregator
 /// recognises a plain learner), hellos carry the learner's properties, and payloads use wire
 /// format 3 (settings as numbers, integers or text).
-inline constexpr std::uint16_t protocol_version = 4;
+/// Version 5 (Flotilla 0.6): tasks and replies in wire format 4 (stage payloads).
+inline constexpr std::uint16_t protocol_version = 5;
 /// "FLTF" as a little-endian 32-bit number.
 inline constexpr std::uint32_t frame_magic = 0x46544C46;
 inline constexpr std::size_t header_size = 32;

@@ -759,7 +759,8 @@ class server_transport {
     }
     detail::metered held;
     const auto fits = [&](const reply<P>& answer) {
-      if (answer.parameters) held = detail::metered(buffered_, std::int64_t(answer.parameters->values().size_bytes()));
+      const auto bytes = (answer.parameters ? answer.parameters->values().size_bytes() : 0) + answer.payload.size();
+      if (bytes != 0) held = detail::metered(buffered_, std::int64_t(bytes));
     };
     auto answer = co_await connection.read_message(
         header, "reply",
@@ -813,7 +814,9 @@ class server_transport {
     }
   }
 
-  // Room in a reply beyond its task's encoding: metrics (at most 256 entries, decode_limits).
+  // Room in a reply beyond its task's encoding: metrics (at most 256 entries, decode_limits) and
+  // a stage's payload (secure aggregation's keys and sealed shares, a masked vector's list of
+  // neighbours).
   static constexpr std::uint64_t reply_head_room = std::uint64_t{1} << 20;
 
   server_options options_;
