@@ -4,9 +4,12 @@
 //                  [--rounds 30] [--seconds 170] [--tokens-file FILE] [--data DIR]
 //                  [--tls-cert server.pem --tls-key server.key [--tls-ca ca.pem (requires learner certificates)]]
 //                  [--history history.json] [--history-csv history.csv] [--insecure-open-network yes]
+//                  [--secure yes (SecAgg+: learners need --secure yes too)]
 // Tokens ("1=secret,2=other", or one "id=token" a line) come from --tokens-file or the
 // FLOTILLA_TOKENS environment variable, never the command line. Listening beyond loopback needs
-// tokens or learner certificates, unless --insecure-open-network yes.
+// tokens or learner certificates, unless --insecure-open-network yes. With --secure yes the
+// aggregator sees only the sum of each round's updates (secure aggregation, SecAgg+).
+#include <flotilla/algorithms/secure_aggregation/aggregator.hpp>
 #include <flotilla/transport/tcp/server_transport.hpp>
 #include <flotilla/transport/tcp/tls.hpp>
 
@@ -43,7 +46,7 @@ int main(int argc, char** argv) {
                                     {{"address", "127.0.0.1"}, {"port", "7700"}, {"learners", "10"}, {"quorum", "0"},
                                      {"rounds", "30"}, {"seconds", "170"}, {"tokens-file", ""}, {"data", ""},
                                      {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""}, {"history", ""}, {"history-csv", ""},
-                                     {"insecure-open-network", "no"}});
+                                     {"insecure-open-network", "no"}, {"secure", "no"}});
   example::require_flags(flags["tls-cert"].empty() == flags["tls-key"].empty(),
                          "--tls-cert and --tls-key go together");
   example::require_flags(flags["tls-ca"].empty() || !flags["tls-cert"].empty(),
@@ -78,22 +81,30 @@ int main(int argc, char** argv) {
     std::printf("only %zu of %zu learners registered within 60 s; starting anyway\n", transport.connected().size(),
                 learners);
   const auto initial = example::make_model();
-  // Every registered learner is asked each round; a round needs `quorum` replies within 60 s, and
-  // waits up to 60 s for that many learners to be connected (e.g. after an aggregator restart).
-  flotilla::coordinator federation(transport, initial.parameters(),
-                                   {.quorum = quorum,
-                                    .round_timeout = std::chrono::seconds(60),
-                                    .wait_for_learners = std::chrono::seconds(60),
-                                    .seed = 42});
-  auto evaluator = initial;
-  federation.evaluate_centrally([&](const example::model::parameters_type& global) {
-    evaluator.set_parameters(global);
-    return evaluator.evaluate(test).metrics;
-  });
-  federation.on_round(example::print_round);
-  const auto& history = federation.run(
-      flotilla::stop::after_rounds(std::stoul(flags["rounds"])) ||
-      flotilla::stop::after_time(std::chrono::duration<double>(std::stod(flags["seconds"]))));
+  // Every registered learner is asked each round; a round needs `quorum` replies within 60 s (per
+  // stage, with secure aggregation), and waits up to 60 s for that many learners to be connected
+  // (e.g. after an aggregator restart).
+  const auto run = [&](auto rule) {
+    flotilla::coordinator federation(transport, initial.parameters(),
+                                     {.quorum = quorum,
+                                      .round_timeout = std::chrono::seconds(60),
+                                      .wait_for_learners = std::chrono::seconds(60),
+                                      .seed = 42},
+                                     std::move(rule));
+    auto evaluator = initial;
+    federation.evaluate_centrally([&](const example::model::parameters_type& global) {
+      evaluator.set_parameters(global);
+      return evaluator.evaluate(test).metrics;
+    });
+    federation.on_round(example::print_round);
+    return federation.run(flotilla::stop::after_rounds(std::stoul(flags["rounds"])) ||
+                          flotilla::stop::after_time(std::chrono::duration<double>(std::stod(flags["seconds"]))));
+  };
+  using parameters = example::model::parameters_type;
+  // Secure rounds weigh updates by examples capped at 10,000 (each learner holds 6,000 here).
+  const auto history = flags["secure"] == "yes"
+                           ? run(flotilla::secure_aggregation::secure_mean<parameters>({.max_weight = 10'000}))
+                           : run(flotilla::weighted_mean<parameters>());
   transport.say_goodbye();
   example::print_final(history);
   if (!flags["history"].empty()) std::ofstream(flags["history"]) << flotilla::to_json(history);

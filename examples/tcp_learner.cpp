@@ -2,8 +2,10 @@
 // trains when asked, reconnects if the aggregator restarts, and exits when the run is over.
 //   tcp_learner --id 0 [--learners 10] [--host 127.0.0.1] [--port 7700] [--token-file FILE] [--data DIR]
 //               [--tls-ca ca.pem [--tls-cert learner.pem --tls-key learner.key] [--server-name localhost]]
+//               [--secure yes (takes part in secure aggregation: sends its update masked)]
 // The token comes from --token-file (its first line) or the FLOTILLA_TOKEN environment variable,
 // never the command line.
+#include <flotilla/algorithms/secure_aggregation/secure_learner.hpp>
 #include <flotilla/transport/tcp/learner_client.hpp>
 #include <flotilla/transport/tcp/tls.hpp>
 
@@ -15,7 +17,7 @@ int main(int argc, char** argv) {
   auto flags = example::parse_flags(argc, argv,
                                     {{"id", "0"}, {"learners", "10"}, {"host", "127.0.0.1"}, {"port", "7700"},
                                      {"token-file", ""}, {"data", ""}, {"tls-ca", ""}, {"tls-cert", ""}, {"tls-key", ""},
-                                     {"server-name", ""}});
+                                     {"server-name", ""}, {"secure", "no"}});
   example::require_flags(flags["tls-cert"].empty() == flags["tls-key"].empty(),
                          "--tls-cert and --tls-key go together");
   example::require_flags(flags["tls-cert"].empty() || !flags["tls-ca"].empty(),
@@ -31,9 +33,10 @@ int main(int argc, char** argv) {
                                         .tls_server_name = flags["server-name"]};
   if (!flags["tls-ca"].empty())
     options.tls = flotilla::tcp::make_learner_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]});
-  flotilla::tcp::learner_client client(learner, options);
   // 0 when the aggregator ended the run; otherwise the cause, e.g. "certificate_rejected".
-  const auto exit = client.run();
+  const auto serve = [&](auto& any_learner) { return flotilla::tcp::learner_client(any_learner, options).run(); };
+  flotilla::secure_aggregation::secure_learner secure(std::move(learner));  // passes plain tasks through
+  const auto exit = flags["secure"] == "yes" ? serve(secure) : serve(secure.inner());
   if (exit == flotilla::tcp::client_exit::goodbye) return 0;
   std::cerr << "learner " << id << ": run ended: " << flotilla::tcp::to_string(exit) << "\n";
   return exit == flotilla::tcp::client_exit::stopped ? 1 : 3;

@@ -3,6 +3,8 @@
 #   ./scripts/demo.sh [--rounds N] [--learners K] [--seconds S]         10 in-memory learners
 #   ./scripts/demo.sh --tcp [--port P] [--rounds N] [--learners K] ...  an aggregator process and
 #                                                                       K learner processes on 127.0.0.1
+#   ./scripts/demo.sh --secure [--port P] [--rounds N] ...           the --tcp federation with secure
+#                                          aggregation (SecAgg+); one learner is killed in round 3
 #   ./scripts/demo.sh --dp [--epsilon E|none] [--rounds T] [--learners N] [--sampling-rate Q]
 #                                          learner-level differential privacy: 6,000 learners
 #                                          made on demand, Poisson sampling, epsilon 8 at 1e-5
@@ -24,7 +26,10 @@ if [ "${1:-}" = "--dp" ]; then
   exit 0
 fi
 
-if [ "${1:-}" != "--tcp" ]; then
+secure=no
+if [ "${1:-}" = "--secure" ]; then
+  secure=yes
+elif [ "${1:-}" != "--tcp" ]; then
   cmake --build "$build" --target 03_fashion_mnist -j "$FLOTILLA_JOBS"
   "$build/examples/03_fashion_mnist" --history-csv "$history" "$@"
   plot_history
@@ -43,11 +48,22 @@ for ((i = 0; i < ${#arguments[@]}; i++)); do
 done
 cmake --build "$build" --target tcp_aggregator tcp_learner -j "$FLOTILLA_JOBS"
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
-"$build/examples/tcp_aggregator" --address 127.0.0.1 --port "$port" --learners "$learners" --history-csv "$history" "$@" &
+progress="$build/aggregator.out"
+"$build/examples/tcp_aggregator" --address 127.0.0.1 --port "$port" --learners "$learners" --history-csv "$history" \
+  --secure "$secure" "$@" > >(tee "$progress") &
 aggregator=$!
+pids=()
 for ((id = 0; id < learners; id++)); do
-  "$build/examples/tcp_learner" --id "$id" --learners "$learners" --port "$port" 2>"$build/learner-$id.log" &
+  "$build/examples/tcp_learner" --id "$id" --learners "$learners" --port "$port" --secure "$secure" \
+    2>"$build/learner-$id.log" &
+  pids+=($!)
 done
 echo "started $learners learner processes (logs: $build/learner-*.log)"
+if [ "$secure" = yes ]; then
+  # Once round 2 is reported, round 3 is under way: the last learner dies in it, mid-training.
+  (until grep -q "^round  2:" "$progress" 2>/dev/null; do sleep 0.1; done
+   sleep 1
+   kill -9 "${pids[-1]}" && echo "killed learner $((learners - 1)) (pid ${pids[-1]}) during round 3") &
+fi
 wait "$aggregator"
 plot_history

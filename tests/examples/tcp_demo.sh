@@ -1,12 +1,20 @@
 #!/bin/sh
-# The TCP examples end to end: an aggregator and two learner processes on 127.0.0.1 for two rounds.
-# Usage: tcp_demo.sh AGGREGATOR LEARNER
+# The TCP examples end to end: an aggregator and N learner processes (2 by default) on 127.0.0.1
+# for two rounds; further arguments go to every process (e.g. --secure yes).
+# Usage: tcp_demo.sh AGGREGATOR LEARNER [N [ARGUMENTS...]]
 set -eu
+aggregator_program=$1
+learner_program=$2
+learners=${3:-2}
+[ $# -ge 3 ] && shift 3 || shift 2
 port=$((20000 + $$ % 20000))
-"$1" --address 127.0.0.1 --port "$port" --learners 2 --rounds 2 > aggregator.out 2> aggregator.err &
+"$aggregator_program" --address 127.0.0.1 --port "$port" --learners "$learners" --rounds 2 "$@" > aggregator.out 2> aggregator.err &
 aggregator=$!
-"$2" --id 0 --learners 2 --port "$port" 2> learner-0.err &
-"$2" --id 1 --learners 2 --port "$port" 2> learner-1.err &
+id=0
+while [ "$id" -lt "$learners" ]; do
+  "$learner_program" --id "$id" --learners "$learners" --port "$port" "$@" 2> "learner-$id.err" &
+  id=$((id + 1))
+done
 status=0
 wait "$aggregator" || status=$?
 wait || true

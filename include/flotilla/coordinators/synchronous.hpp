@@ -30,6 +30,7 @@
 #include "flotilla/round/reply_collector.hpp"
 #include "flotilla/round/selection.hpp"
 #include "flotilla/round/snapshot.hpp"
+#include "flotilla/round/stages.hpp"
 #include "flotilla/round/stopping.hpp"
 
 namespace flotilla {
@@ -216,10 +217,14 @@ const round_record& coordinator<T, Rule>::run_round() {
   } else {
     rejection_log rejections(record.rejections, options_.max_rejections_per_learner);
     round_state<T> state{transport_, record, global_, engine_, rejections, exchange_, options_.max_examples_per_reply};
-    if constexpr (StagedRule<Rule, T>)
-      rule_.run_fit(state, make_config(task_kind::fit), options_.quorum, configure_each());
-    else
+    if constexpr (StagedRule<Rule, T>) {
+      const auto start = deadline_clock::now();
+      staged_round<T> stages(state);
+      rule_.run_fit(stages, make_config(task_kind::fit), options_.quorum, configure_each());
+      record.fit_seconds = detail::seconds_since(start);
+    } else {
       fit_phase<Rule>(rule_, options_.quorum, configure_each()).run(state, make_config(task_kind::fit));
+    }
     if (record.status == round_status::aggregated)
       evaluate_phase<parameters_type>(evaluator_, options_.evaluation_fraction)
           .run(state, make_config(task_kind::evaluate));

@@ -124,16 +124,6 @@ class fit_phase {
   fit_phase_configure configure_;
 };
 
-/// @brief A rule that runs the fit phase itself, over stages of its own (secure aggregation:
-/// secure_aggregation::secure_mean): the coordinator calls `rule.run_fit(state, config, quorum,
-/// configure)` where it would run fit_phase, and the rule fills in the round's record as
-/// fit_phase does.
-template <class Rule, class T>
-concept StagedRule = Transport<T> && requires(Rule& rule, round_state<T>& state, fit_config config, std::size_t quorum,
-                                              const fit_phase_configure& configure) {
-  rule.run_fit(state, config, quorum, configure);
-};
-
 /// @brief The evaluate phase: the coordinator's own metrics for the global parameters (when
 /// `central` is set), then a `fraction` of the available learners evaluating them on their data.
 template <ParameterSet P>

@@ -18,12 +18,10 @@
 // term of their Theorem 1, 10 sum_k exp(-2 pi^2 sigma_i^2 k / (k + 1)), is below 10^-60 for
 // sigma_i >= 4 steps, which the round requires, and is left out of the accounting.
 
-#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -31,6 +29,7 @@
 #include <vector>
 
 #include "flotilla/aggregators/mean.hpp"
+#include "flotilla/arithmetic.hpp"
 #include "flotilla/algorithms/privacy/accountant.hpp"
 #include "flotilla/algorithms/secure_aggregation/messages.hpp"
 #include "flotilla/algorithms/secure_aggregation/server.hpp"
@@ -38,7 +37,7 @@
 #include "flotilla/concepts/checkpointable.hpp"
 #include "flotilla/wire/codec.hpp"
 #include "flotilla/detail/text.hpp"
-#include "flotilla/round/phases.hpp"
+#include "flotilla/messages.hpp"
 
 namespace flotilla::secure_aggregation {
 
@@ -139,10 +138,11 @@ class secure_mean {
   [[nodiscard]] std::size_t accepted() const { return inner_.accepted(); }
   [[nodiscard]] P result() const { return inner_.result(); }
 
-  /// The secure fit phase: the four stages over `state`'s transport, then the inner rule.
-  template <Transport T>
-    requires std::same_as<typename T::parameters_type, P>
-  void run_fit(round_state<T>& state, fit_config config, std::size_t quorum, const fit_phase_configure& configure);
+  /// The secure fit phase: the four stages, each a staged_round::run_stage (round/stages.hpp),
+  /// then the inner rule. `configure(learner, config)`, when set, gives a learner its own fit
+  /// settings.
+  template <class Round, class Configure>
+  void run_fit(Round& round, const fit_config& config, std::size_t quorum, const Configure& configure);
 
   /// "secure.contributors", "secure.degree", "secure.threshold", and with distributed DP
   /// "privacy.noise_multiplier" (the round's own, at least z), "privacy.noise_stddev" (on the
@@ -179,35 +179,6 @@ class secure_mean {
 
 namespace detail {
 
-// One stage: a task of its own to each learner (kind, payload, and for the masked-input stage
-// the global parameters and fit settings), every reply through a door, then `take(index,
-// reply)`, which returns the reason to reject it or nothing.
-template <Transport T, class Make, class Take>
-void run_stage(round_state<T>& state, task_kind kind, std::span<const learner_id> asked,
-               const std::map<learner_id, std::uint64_t>& index_of, Make&& make, Take&& take) {
-  using P = typename T::parameters_type;
-  if (asked.empty()) return;
-  task<P> work{.kind = kind, .round = state.record.round};
-  reply_door<P> door(work, asked, reply_parameters::none, state.max_examples_per_reply);
-  for (const auto learner : asked) {
-    auto own = make(learner, index_of.at(learner));
-    own.kind = kind;
-    own.round = state.record.round;
-    state.transport.send(own, std::span(&learner, 1));
-  }
-  collect_replies(state.transport, door, state.exchange, state.rejections, [&](std::span<reply<P>> replies) {
-    for (auto& answer : replies) {
-      std::optional<std::string> problem;
-      try {
-        problem = take(index_of.at(answer.learner), answer);
-      } catch (const std::exception& error) {  // a payload that does not decode
-        problem = error.what();
-      }
-      if (problem) state.rejections.record(answer.learner, answer.kind, answer.round, std::move(*problem));
-    }
-  });
-}
-
 // The learners in `indices`, as ids.
 inline std::vector<learner_id> ids_of(std::span<const std::uint64_t> indices, std::span<const learner_id> selected) {
   std::vector<learner_id> out;
@@ -223,33 +194,32 @@ inline std::optional<std::string> wrong_sender(std::uint64_t expected, std::uint
 }  // namespace detail
 
 template <ParameterSet P, class Inner>
-template <Transport T>
-  requires std::same_as<typename T::parameters_type, P>
-void secure_mean<P, Inner>::run_fit(round_state<T>& state, fit_config config, std::size_t quorum,
-                                    const fit_phase_configure& configure) {
-  const auto start = deadline_clock::now();
-  auto& record = state.record;
+template <class Round, class Configure>
+void secure_mean<P, Inner>::run_fit(Round& round, const fit_config& config, std::size_t quorum, const Configure& configure) {
   round_metrics_.clear();
   const auto finish = [&](std::string note) {
-    record.note = std::move(note);
-    for (const auto& [name, value] : round_metrics_) record.central_metrics.insert_or_assign(name, value);
-    record.fit_seconds = flotilla::detail::seconds_since(start);
+    round.report(round_metrics_);
+    round.discarded(std::move(note));
   };
-  const std::vector<learner_id> selected = record.selected;  // learner i + 1 of the round
+  const std::vector<learner_id> selected = round.selected();  // learner i + 1 of the round
   const std::size_t n = selected.size();
-  if (n < 2) return finish("secure aggregation needs at least 2 learners; " + std::to_string(n) + " selected");
   std::map<learner_id, std::uint64_t> index_of;
   for (std::size_t i = 0; i < n; ++i) index_of[selected[i]] = i + 1;
-
-  const auto graph = graph_for(n, options_);
-  const std::size_t d = state.global->values().size();
+  graph_parameters graph;
+  try {
+    graph = graph_for(n, options_);
+  } catch (const configuration_error& error) {  // e.g. too few learners left this round
+    return finish(std::string("secure aggregation cannot run: ") + error.what() + "; global parameters kept");
+  }
+  const auto global = round.global();
+  const std::size_t d = global->values().size();
   const bool weighted = options_.max_weight > 0;
+  const std::size_t length = d + (weighted ? 1 : 0);  // the masked vector: the update, then its weight
   update_encoding encoding{.max_weight = options_.max_weight};
   std::size_t needed = quorum;  // contributors without which the round is aborted
   double sensitivity = 0;       // Delta, in steps
   if (options_.noise) {
-    const double step = options_.quantized.step();
-    sensitivity = options_.noise->clip_norm / step + std::sqrt(double(d));
+    sensitivity = options_.noise->clip_norm / options_.quantized.step() + std::sqrt(double(d));
     // m: the learners whose noise the sum must keep.
     const auto m = std::max<std::size_t>(1, std::size_t(std::ceil(double(n) * (1 - options_.dropout_rate) - 1e-9)));
     needed = std::max(needed, m);
@@ -259,56 +229,49 @@ void secure_mean<P, Inner>::run_fit(round_state<T>& state, fit_config config, st
       throw configuration_error("distributed DP asks each learner for noise of " + flotilla::detail::number(encoding.noise_stddev) +
                                 " quantization steps; it must be in [4, 2^20] (change quantization_range)");
   }
-  server_session session(record.round, harary_graph::random(n, graph.degree), graph.threshold, d + (weighted ? 1 : 0),
-                         options_.quantized, encoding);
+  server_session session(round.round(), harary_graph::random(n, graph.degree), graph.threshold, length, options_.quantized,
+                         encoding);
   round_metrics_["secure.degree"] = double(graph.degree);
   round_metrics_["secure.threshold"] = double(graph.threshold);
-  const auto aborted = [&](const std::string& reason) {
-    finish("secure aggregation aborted: " + reason + "; global parameters kept");
-  };
+  const auto aborted = [&](const std::string& reason) { finish("secure aggregation aborted: " + reason + "; global parameters kept"); };
+  const auto task_with = [](std::vector<std::uint8_t> payload) { return task<P>{.payload = std::move(payload)}; };
 
   // Stage 1: setups out, public keys back.
-  detail::run_stage(
-      state, advertise_keys_kind, selected, index_of,
-      [&](learner_id, std::uint64_t i) { return task<P>{.payload = encode(session.setup_for(i))}; },
-      [&](std::uint64_t i, const reply<P>& answer) {
-        const auto keys = decode_advertised_keys(answer.payload);
-        if (auto problem = detail::wrong_sender(i, keys.index, "advertised keys")) return problem;
-        return session.receive_keys(keys);
-      });
+  round.run_stage(advertise_keys_kind, selected,
+                  [&](learner_id learner) { return task_with(encode(session.setup_for(index_of.at(learner)))); },
+                  [&](const reply<P>& answer) {
+                    const auto keys = decode_advertised_keys(answer.payload);
+                    if (auto problem = detail::wrong_sender(index_of.at(answer.learner), keys.index, "advertised keys"))
+                      return problem;
+                    return session.receive_keys(keys);
+                  });
   if (auto reason = session.abort_reason()) return aborted(*reason);
 
   // Stage 2: each learner's neighbours' keys out, its sealed shares back.
-  detail::run_stage(
-      state, share_keys_kind, detail::ids_of(session.advertised(), selected), index_of,
-      [&](learner_id, std::uint64_t i) { return task<P>{.payload = encode(std::span<const advertised_keys>(session.keys_for(i)))}; },
-      [&](std::uint64_t i, const reply<P>& answer) {
-        return session.receive_shares(i, decode_share_list(answer.payload, graph.degree));
-      });
+  round.run_stage(share_keys_kind, detail::ids_of(session.advertised(), selected),
+                  [&](learner_id learner) {
+                    return task_with(encode(std::span<const advertised_keys>(session.keys_for(index_of.at(learner)))));
+                  },
+                  [&](const reply<P>& answer) {
+                    return session.receive_shares(index_of.at(answer.learner), decode_share_list(answer.payload, graph.degree));
+                  });
   if (auto reason = session.abort_reason()) return aborted(*reason);
 
   // Stage 3: the global parameters and each learner's shares out; it trains and sends back its
   // masked vector, which goes into the running sum at once.
-  std::map<std::string, std::vector<metric_sample>> samples;
-  detail::run_stage(
-      state, masked_input_kind, detail::ids_of(session.sharers(), selected), index_of,
-      [&](learner_id learner, std::uint64_t i) {
-        task<P> own{.parameters = state.global, .config = configure ? configure(learner, config) : config,
-                    .payload = encode(std::span<const sealed_shares>(session.shares_for(i)))};
+  const auto trained = round.run_stage(
+      masked_input_kind, detail::ids_of(session.sharers(), selected),
+      [&](learner_id learner) {
+        auto own = task_with(encode(std::span<const sealed_shares>(session.shares_for(index_of.at(learner)))));
+        own.parameters = global;
+        own.config = configure ? configure(learner, config) : config;
         return own;
       },
-      [&](std::uint64_t i, const reply<P>& answer) -> std::optional<std::string> {
-        const auto input = decode_masked_input(answer.payload, graph.degree, d + (weighted ? 1 : 0));
-        if (auto problem = detail::wrong_sender(i, input.index, "a masked input")) return problem;
-        auto problem = session.receive_masked(input);
-        if (!problem)
-          for (const auto& [name, value] : answer.result.metrics) samples[name].push_back({value, 1});
-        return problem;
+      [&](const reply<P>& answer) -> std::optional<std::string> {
+        const auto input = decode_masked_input(answer.payload, graph.degree, length);
+        if (auto problem = detail::wrong_sender(index_of.at(answer.learner), input.index, "a masked input")) return problem;
+        return session.receive_masked(input);
       });
-  for (const auto& [name, values] : samples) {
-    const auto custom = state.exchange.metric_reducers.find(name);
-    record.fit_metrics[name] = custom != state.exchange.metric_reducers.end() ? custom->second(values) : reduce::weighted_mean(values);
-  }
   if (auto reason = session.abort_reason()) return aborted(*reason);
   const auto contributors = session.contributors();
   if (contributors.size() < needed)
@@ -316,14 +279,14 @@ void secure_mean<P, Inner>::run_fit(round_state<T>& state, fit_config config, st
                    (options_.noise ? " are needed (the quorum, and enough learners' noise for distributed DP)" : " are needed (the quorum)"));
 
   // Stage 4: the survivors hand over the shares that remove the masks.
-  detail::run_stage(
-      state, unmasking_kind, detail::ids_of(contributors, selected), index_of,
-      [&](learner_id, std::uint64_t i) { return task<P>{.payload = encode(session.request_for(i))}; },
-      [&](std::uint64_t i, const reply<P>& answer) -> std::optional<std::string> {
-        const auto response = decode_unmask_response(answer.payload, graph.degree);
-        if (auto problem = detail::wrong_sender(i, response.index, "an unmasking response")) return problem;
-        return session.receive_unmask(response);
-      });
+  round.run_stage(unmasking_kind, detail::ids_of(contributors, selected),
+                  [&](learner_id learner) { return task_with(encode(session.request_for(index_of.at(learner)))); },
+                  [&](const reply<P>& answer) -> std::optional<std::string> {
+                    const auto response = decode_unmask_response(answer.payload, graph.degree);
+                    if (auto problem = detail::wrong_sender(index_of.at(answer.learner), response.index, "an unmasking response"))
+                      return problem;
+                    return session.receive_unmask(response);
+                  });
   std::vector<std::uint32_t> sum;
   try {
     sum = session.unmasked_sum();
@@ -332,34 +295,30 @@ void secure_mean<P, Inner>::run_fit(round_state<T>& state, fit_config config, st
   }
 
   // The sum, back in the values' scale: the mean delta is the weighted sum over the total weight.
-  std::vector<double> total(sum.size());
+  std::vector<double> total(length);
   dequantize_sum(std::span<const std::uint32_t>(sum), contributors.size(), options_.quantized, std::span(total));
   const double weight = weighted ? total.back() : double(contributors.size());
   if (!(weight > 0)) return finish("secure aggregation's total weight is " + flotilla::detail::number(weight) + "; global parameters kept");
-  P mean_update = *state.global;
+  P mean_update = *global;
   auto values = mean_update.values();
   for (std::size_t i = 0; i < d; ++i) values[i] = static_cast<typename P::scalar_type>(double(values[i]) + total[i] / weight);
-  inner_.start(*state.global);
+  inner_.start(*global);
   inner_.accept(mean_update, 1);
   auto result = inner_.result();
-  const auto bad = first_non_finite(result);
-  if (bad != result.values().size()) return finish("the aggregate holds a non-finite value; global parameters kept");
-  state.global = std::make_shared<const P>(std::move(result));
-  record.status = round_status::aggregated;
-  record.participants = detail::ids_of(contributors, selected);
-  std::ranges::sort(record.participants);
-  record.examples = weighted ? std::int64_t(std::llround(weight * double(options_.max_weight))) : std::int64_t(contributors.size());
+  if (first_non_finite(result) != result.values().size())
+    return finish("the aggregate holds a non-finite value; global parameters kept");
   ++rounds_;
   round_metrics_["secure.contributors"] = double(contributors.size());
   if (options_.noise) {
-    const double z = encoding.noise_stddev * std::sqrt(double(contributors.size())) / sensitivity;
-    round_metrics_["privacy.noise_multiplier"] = z;
-    round_metrics_["privacy.noise_stddev"] = encoding.noise_stddev * std::sqrt(double(contributors.size())) *
-                                             options_.quantized.step() / double(contributors.size());
+    const double noise_steps = encoding.noise_stddev * std::sqrt(double(contributors.size()));  // on the sum
+    round_metrics_["privacy.noise_multiplier"] = noise_steps / sensitivity;
+    round_metrics_["privacy.noise_stddev"] = noise_steps * options_.quantized.step() / double(contributors.size());
     round_metrics_["privacy.clip_norm"] = options_.noise->clip_norm;
     if (options_.noise->accounting) round_metrics_["privacy.epsilon"] = options_.noise->accounting->epsilon(rounds_);
   }
-  finish("");
+  round.report(round_metrics_);
+  const auto examples = weighted ? std::int64_t(std::llround(weight * double(options_.max_weight))) : std::int64_t(contributors.size());
+  round.aggregated(std::move(result), detail::ids_of(contributors, selected), examples, trained.metrics);
 }
 
 }  // namespace flotilla::secure_aggregation
