@@ -14,7 +14,8 @@ cmake -S "$FLOTILLA_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BUIL
   -DFLOTILLA_BUILD_TESTS=OFF -DFLOTILLA_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j "$FLOTILLA_JOBS" >/dev/null
 
-for benchmark in aggregation serialization checksum round_overhead coordinator_memory tcp_round simulation privacy; do
+for benchmark in aggregation serialization checksum round_overhead coordinator_memory tcp_round simulation privacy \
+  secure_aggregation; do
   echo "# bench_$benchmark"
   "$build/benchmarks/bench_$benchmark"
 done

@@ -156,6 +156,33 @@ TEST_CASE("replies round-trip with or without parameters") {
   CHECK(*decoded.parameters == sample());
 }
 
+TEST_CASE("stage payloads travel with tasks and replies, bounded by the reader's limit and the bytes left") {
+  using params = flotilla::parameters<float>;
+  const flotilla::task<params> work{.kind = flotilla::custom_task_kind(1), .round = 4, .payload = {1, 2, 3, 250}};
+  const auto task_bytes = flotilla::encode(work);
+  CHECK(flotilla::decode_task<params>(task_bytes).payload == std::vector<std::uint8_t>{1, 2, 3, 250});
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_task<params>(task_bytes, {.max_payload = 3}),
+                       "payload size is 4; the limit is 3", decode_error);
+
+  flotilla::reply<params> answer{.learner = 2, .kind = flotilla::custom_task_kind(1), .round = 4, .result = {1, {}},
+                                 .parameters = sample(), .payload = std::vector<std::uint8_t>(1000, 7)};
+  auto reply_bytes = flotilla::encode(answer);
+  const auto decoded = flotilla::decode_reply<params>(reply_bytes);
+  CHECK(decoded.payload == answer.payload);
+  REQUIRE(decoded.parameters);
+  CHECK(*decoded.parameters == sample());
+  // The payload's size field, after the header, the ids and an empty metric map: claim more
+  // bytes than the message holds.
+  const auto at = std::size_t(1 + 4 + 2 + 1 + 8 + 1 + 8 + 8 + 8);
+  std::uint64_t claimed = 0;
+  std::memcpy(&claimed, reply_bytes.data() + at, 8);
+  REQUIRE(claimed == 1000);
+  claimed = std::uint64_t{1} << 33;  // within the default limit of 2^34
+  std::memcpy(reply_bytes.data() + at, &claimed, 8);
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_reply<params>(reply_bytes),
+                       doctest::Contains("payload size is 8,589,934,592 but only"), decode_error);
+}
+
 TEST_CASE("task kind 0 and repeated metric names are rejected; any other kind is carried") {
   flotilla::reply<flotilla::parameters<float>> answer{.learner = 1, .kind = flotilla::task_kind::fit, .round = 1,
                                                       .result = {.examples = 1, .metrics = {{"a", 1.0}, {"b", 2.0}}},
@@ -301,6 +328,7 @@ TEST_CASE("a message in the other byte order is decoded whole, never landed unsw
     archive(flotilla::wire_magic, flotilla::wire_format_version, std::uint8_t{3});
     archive(answer.learner, std::uint8_t{1}, answer.round, answer.result.examples);
     archive(std::uint64_t{1}, std::uint32_t(key.size()), cereal::binary_data(key.data(), key.size()), 0.5);
+    archive(std::uint64_t{0});  // no stage payload
     archive(std::uint8_t{1}, std::uint8_t{4}, std::uint64_t{1}, std::uint32_t(name.size()),
             cereal::binary_data(name.data(), name.size()), std::uint64_t{2}, std::uint64_t{100}, std::uint64_t{200});
     archive(std::uint64_t{20'000}, cereal::binary_data(answer.parameters->values().data(), 80'000));
