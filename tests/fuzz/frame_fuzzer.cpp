@@ -3,8 +3,10 @@
 // its type selects); odd, the rest goes straight to one payload decoder, so the fuzzer reaches
 // the decoders without having to forge checksums. Tasks and replies are also decoded the
 // streaming way (first bytes, then the rest in place) at a split the input picks, which must
-// agree with the whole decoder. Any exception other than the two documented ones, any
+// agree with the whole decoder. A task or reply of a secure-aggregation stage has its payload
+// decoded as that stage's message too. Any exception other than the two documented ones, any
 // disagreement, crash, leak or undefined behaviour is a finding.
+#include <flotilla/algorithms/secure_aggregation/messages.hpp>
 #include <flotilla/parameters.hpp>
 #include <flotilla/wire/messages.hpp>
 #include <flotilla/transport/tcp/frame.hpp>
@@ -28,6 +30,23 @@ const params* parameters_of(const flotilla::reply<params>& answer) {
   return answer.parameters ? &*answer.parameters : nullptr;
 }
 
+// A stage's payload as the learner (a task's) or the aggregator (a reply's) reads it, with the
+// bounds each sets from its own configuration.
+void decode_stage_payload(flotilla::task_kind kind, std::span<const std::uint8_t> bytes, bool reply) {
+  namespace secagg = flotilla::secure_aggregation;
+  constexpr std::size_t neighbours = 4096, values = std::size_t{1} << 20;
+  if (kind == secagg::advertise_keys_kind)
+    reply ? (void)secagg::decode_advertised_keys(bytes) : (void)secagg::decode_round_setup(bytes, neighbours);
+  else if (kind == secagg::share_keys_kind)
+    reply ? (void)secagg::decode_share_list(bytes, neighbours) : (void)secagg::decode_key_list(bytes, neighbours);
+  else if (kind == secagg::masked_input_kind)
+    reply ? (void)secagg::decode_masked_input(bytes, neighbours, values) : (void)secagg::decode_share_list(bytes, neighbours);
+  else if (kind == secagg::unmasking_kind)
+    reply ? (void)secagg::decode_unmask_response(bytes, neighbours) : (void)secagg::decode_unmask_request(bytes, neighbours);
+}
+void decode_stage_payload(const flotilla::task<params>& work) { decode_stage_payload(work.kind, work.payload, false); }
+void decode_stage_payload(const flotilla::reply<params>& answer) { decode_stage_payload(answer.kind, answer.payload, true); }
+
 // Decodes whole and streaming (the first `split` bytes, then the rest copied into place); both
 // must succeed with the same parameters or both fail.
 template <class Whole, class Start>
@@ -50,6 +69,8 @@ void decode_both_ways(std::span<const std::byte> payload, std::size_t split, Who
   }
   if (at_once.has_value() != streamed.has_value()) __builtin_trap();
   if (!at_once) return;
+  if (at_once->payload != streamed->payload) __builtin_trap();
+  decode_stage_payload(*at_once);
   const auto *a = parameters_of(*at_once), *b = parameters_of(*streamed);
   if ((a == nullptr) != (b == nullptr) || at_once->round != streamed->round) __builtin_trap();
   if (a && (!(a->layout() == b->layout()) ||  // bit for bit: the values may hold NaN

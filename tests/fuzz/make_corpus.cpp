@@ -2,6 +2,7 @@
 // few learners' byte streams for the server fuzzer.
 // Usage: make_corpus DIRECTORY [SERVER_DIRECTORY] (the committed corpora live in tests/fuzz/corpus
 // and tests/fuzz/server_corpus).
+#include <flotilla/algorithms/secure_aggregation/messages.hpp>
 #include <flotilla/parameters.hpp>
 #include <flotilla/wire/messages.hpp>
 #include <flotilla/transport/tcp/protocol.hpp>
@@ -54,6 +55,27 @@ int main(int argc, char** argv) {
   write(dir + "/payload-task", 7, *task);
   write(dir + "/payload-reply", 9, *reply);
   write(dir + "/payload-parameters", 15, flotilla::encode(p));
+  // Secure aggregation's stages: a task and a reply each, their payloads the stage's messages.
+  namespace secagg = flotilla::secure_aggregation;
+  const secagg::advertised_keys keys{2, {}, {}};
+  const secagg::sealed_shares sealed{1, 2, std::vector<std::uint8_t>(secagg::sealed_shares_bytes, 5)};
+  const secagg::share held{.x = 2, .y = {1, 2, 3, 4, 5}};
+  const auto stage = [&](flotilla::task_kind kind, std::vector<std::uint8_t> to_learner, std::vector<std::uint8_t> back,
+                         const char* name) {
+    flotilla::task<params> work{.kind = kind, .round = 3, .payload = std::move(to_learner)};
+    if (kind == secagg::masked_input_kind) work.parameters = std::make_shared<const params>(p);
+    write(dir + "/payload-task-" + name, 7, flotilla::encode(work));
+    flotilla::reply<params> answer{.learner = 4, .kind = kind, .round = 3, .result = {1, {}}, .payload = std::move(back)};
+    write(dir + "/payload-reply-" + name, 9, flotilla::encode(answer));
+  };
+  stage(secagg::advertise_keys_kind,
+        secagg::encode(secagg::round_setup{.round = 3, .learners = 3, .index = 2, .neighbours = {1, 3}, .threshold = 2, .values = 8}),
+        secagg::encode(keys), "advertise");
+  stage(secagg::share_keys_kind, secagg::encode(std::span(&keys, 1)), secagg::encode(std::span(&sealed, 1)), "share");
+  stage(secagg::masked_input_kind, secagg::encode(std::span(&sealed, 1)),
+        secagg::encode(secagg::masked_input{2, std::vector<std::uint32_t>(8, 77), {1, 3}}), "masked");
+  stage(secagg::unmasking_kind, secagg::encode(secagg::unmask_request{{1}, {3}}),
+        secagg::encode(secagg::unmask_response{2, {{1, held}}, {}}), "unmask");
   if (argc < 3) return 0;
 
   // The server fuzzer's seeds: whole byte streams of a learner. The first byte is the number
