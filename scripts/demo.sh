@@ -47,22 +47,23 @@ for ((i = 0; i < ${#arguments[@]}; i++)); do
   esac
 done
 cmake --build "$build" --target tcp_aggregator tcp_learner -j "$FLOTILLA_JOBS"
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+pids=()
+trap 'kill $(jobs -p) "${pids[@]}" 2>/dev/null || true' EXIT
 progress="$build/aggregator.out"
 "$build/examples/tcp_aggregator" --address 127.0.0.1 --port "$port" --learners "$learners" --history-csv "$history" \
   --secure "$secure" "$@" > >(tee "$progress") &
 aggregator=$!
-pids=()
 for ((id = 0; id < learners; id++)); do
   "$build/examples/tcp_learner" --id "$id" --learners "$learners" --port "$port" --secure "$secure" \
     2>"$build/learner-$id.log" &
   pids+=($!)
+  disown "$!"  # its death is reported below, not by the shell
 done
 echo "started $learners learner processes (logs: $build/learner-*.log)"
 if [ "$secure" = yes ]; then
   # Once round 2 is reported, round 3 is under way: the last learner dies in it, mid-training.
-  (until grep -q "^round  2:" "$progress" 2>/dev/null; do sleep 0.1; done
-   sleep 1
+  (until grep -q "^round  2:" "$progress" 2>/dev/null; do sleep 0.05; done
+   sleep 0.2
    kill -9 "${pids[-1]}" && echo "killed learner $((learners - 1)) (pid ${pids[-1]}) during round 3") &
 fi
 wait "$aggregator"
