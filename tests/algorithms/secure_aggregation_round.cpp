@@ -295,3 +295,49 @@ TEST_CASE("settings that cannot work are refused by name") {
   CHECK(refused({.threshold = 1}) == "a threshold of 1 would let any one neighbour rebuild a secret");
   CHECK(refused({.max_weight = -1}) == "max_weight must be 0 (equal weights) or positive");
 }
+
+TEST_CASE("a learner refuses a setup it cannot safely follow, and stages out of turn") {
+  const auto refused = [](secagg::round_setup setup) {
+    try {
+      secagg::learner_session session(std::move(setup));
+    } catch (const flotilla::configuration_error& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  const secagg::round_setup good{.round = 1, .learners = 4, .index = 1, .neighbours = {2, 3, 4}, .threshold = 2, .values = 3};
+  CHECK(refused(good) == "accepted");
+  auto bad = good;
+  bad.threshold = 1;
+  CHECK(refused(bad) == "a threshold of 1 would let any one neighbour rebuild this learner's secrets");
+  bad = good;
+  bad.threshold = 4;
+  CHECK(refused(bad) == "a threshold of 4 cannot work with 3 neighbours");
+  bad = good;
+  bad.neighbours = {2, 3, 9};
+  CHECK(refused(bad) == "a learner's index and neighbours must be in [1, 4]");
+  bad = good;
+  bad.neighbours = {1, 2, 3};
+  CHECK(refused(bad) == "a learner's neighbours must be distinct and not include itself");
+  bad = good;
+  bad.learners = 2000;
+  CHECK(refused(bad) ==
+        "the sum of 2000 values quantized to [0, 4194303] overflows the modulus 2^32; lower quantization_range or raise "
+        "modulus_bits");
+  bad = good;
+  bad.encoding.noise_stddev = -1;
+  CHECK(refused(bad) == "a secure round's max_weight, clip_norm and noise_stddev must be non-negative and finite (noise at "
+                        "most 2^20 steps)");
+
+  // A stage for a round the learner holds no session for fails that task alone.
+  auto learner = make(1, {0, 0, 0});
+  flotilla::task<params> work;
+  work.kind = secagg::share_keys_kind;
+  work.round = 5;
+  CHECK_THROWS_WITH_AS(learner.handle(work), "stage 4 task for round 5, but this learner holds no secure session for that round",
+                       flotilla::task_error);
+  work.kind = secagg::advertise_keys_kind;
+  work.round = 6;
+  work.payload = secagg::encode(good);
+  CHECK_THROWS_WITH_AS(learner.handle(work), "a secure round's setup names round 1 in a task of round 6", flotilla::task_error);
+}

@@ -26,14 +26,19 @@ namespace flotilla::secure_aggregation {
 /// the round goes on while at least `threshold` neighbours remain.
 class learner_session {
  public:
-  /// @throws configuration_error for an index of 0, itself among its neighbours, or fewer
-  ///   neighbours than the threshold.
+  /// @throws configuration_error for an index of 0, itself among its neighbours, a threshold
+  ///   below 2 or above its neighbours, an index or neighbour beyond the round's learners, a
+  ///   quantization whose sum could wrap, or an encoding out of its domain: a setup comes from
+  ///   the network.
   explicit learner_session(round_setup setup) : setup_(std::move(setup)) {
     if (setup_.index == 0) throw configuration_error("a learner's index in a secure round starts at 1");
     const std::set<std::uint64_t> unique(setup_.neighbours.begin(), setup_.neighbours.end());
     if (unique.size() != setup_.neighbours.size() || unique.contains(setup_.index))
       throw configuration_error("a learner's neighbours must be distinct and not include itself");
-    if (setup_.threshold < 1 || setup_.neighbours.size() < setup_.threshold)
+    if (setup_.threshold < 2)
+      throw configuration_error("a threshold of " + std::to_string(setup_.threshold) +
+                                " would let any one neighbour rebuild this learner's secrets");
+    if (setup_.neighbours.size() < setup_.threshold)
       throw configuration_error("a threshold of " + std::to_string(setup_.threshold) + " cannot work with " +
                                 std::to_string(setup_.neighbours.size()) + " neighbours");
     if (setup_.learners != 0) {  // 0: a session built by hand, outside a round's setup
