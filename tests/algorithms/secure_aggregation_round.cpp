@@ -341,3 +341,21 @@ TEST_CASE("a learner refuses a setup it cannot safely follow, and stages out of 
   work.payload = secagg::encode(good);
   CHECK_THROWS_WITH_AS(learner.handle(work), "a secure round's setup names round 1 in a task of round 6", flotilla::task_error);
 }
+
+TEST_CASE("the graph of a round: sparse where the targets allow, all pairs where they do not") {
+  const secagg::secure_options defaults{};  // 10% dropouts, 10% colluders
+  const auto of = [&](std::size_t n) {
+    const auto graph = secagg::graph_for(n, defaults);
+    return std::pair{graph.degree, graph.threshold};
+  };
+  CHECK(of(100) == std::pair{secagg::find_graph_parameters(100, 0.1, 0.1).degree,
+                             secagg::find_graph_parameters(100, 0.1, 0.1).threshold});
+  CHECK(of(100).first < 99);
+  CHECK(of(4) == std::pair<std::size_t, std::size_t>{3, 2});  // the finder's t = k = 2 tolerates no dropout
+  CHECK(of(3) == std::pair<std::size_t, std::size_t>{2, 2});
+  CHECK_THROWS_WITH_AS((void)secagg::graph_for(2, defaults), "a threshold of 2 cannot work with 1 neighbours",
+                       flotilla::configuration_error);
+  CHECK(secagg::graph_for(50, {.degree = 1000, .threshold = 0}).degree == 49);
+  CHECK(secagg::graph_for(50, {.degree = 1000, .threshold = 0}).threshold == 25);
+  CHECK(secagg::graph_for(50, {.corruption_rate = 0.6, .degree = 1000}).threshold == 30);  // floor(49 * 0.6) + 1
+}

@@ -1,6 +1,8 @@
 #!/bin/sh
 # The TCP examples end to end: an aggregator and N learner processes (2 by default) on 127.0.0.1
-# for two rounds; further arguments go to every process (e.g. --secure yes).
+# for two rounds; further arguments go to every process (e.g. --secure yes). With KILL_LAST=yes in
+# the environment the last learner is killed as soon as round 1 is reported, so it drops out of
+# round 2 while that round runs on.
 # Usage: tcp_demo.sh AGGREGATOR LEARNER [N [ARGUMENTS...]]
 set -eu
 aggregator_program=$1
@@ -13,8 +15,14 @@ aggregator=$!
 id=0
 while [ "$id" -lt "$learners" ]; do
   "$learner_program" --id "$id" --learners "$learners" --port "$port" "$@" 2> "learner-$id.err" &
+  last=$!
   id=$((id + 1))
 done
+if [ "${KILL_LAST:-no}" = yes ]; then
+  until grep -q "^round  1:" aggregator.out 2>/dev/null; do sleep 0.02; done
+  kill -9 "$last"
+  echo "killed learner $((learners - 1))"
+fi
 status=0
 wait "$aggregator" || status=$?
 wait || true

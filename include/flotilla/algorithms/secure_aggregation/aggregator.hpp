@@ -58,9 +58,10 @@ struct secure_options {
   double dropout_rate = 0.1;
   double corruption_rate = 0.1;
   /// Degree and threshold set by hand (a degree of n - 1 or more is the complete graph); 0
-  /// derives them. Where no degree below n - 1 meets the targets (small rounds) the complete
-  /// graph is used. A threshold not given is then the larger of half the degree and one more
-  /// than the colluders expected among the neighbours.
+  /// derives them. Where no degree below n - 1 meets the targets, or the one found leaves no
+  /// room for a single dropout (t = k: small rounds), the complete graph is used. A threshold
+  /// not given is then the larger of half the degree and one more than the colluders expected
+  /// among the neighbours.
   std::size_t degree = 0;
   std::size_t threshold = 0;
   quantization quantized{};
@@ -98,12 +99,16 @@ struct secure_options {
   if (learners < 2) throw configuration_error("secure aggregation needs at least 2 learners; got " + std::to_string(learners));
   graph_parameters chosen{learners, std::min(options.degree, learners - 1), options.threshold};
   if (chosen.degree == 0) {
+    chosen.degree = learners - 1;  // all pairs, unless a sparse graph meets the targets
     try {
       const auto found = find_graph_parameters(learners, options.dropout_rate, options.corruption_rate);
-      chosen.degree = found.degree;
-      if (chosen.threshold == 0) chosen.threshold = found.threshold;
-    } catch (const configuration_error&) {  // too few learners for a sparse graph: all pairs
-      chosen.degree = learners - 1;
+      // A threshold equal to the degree leaves no room for one dropout (a small round whose
+      // assumed rate rounds down to no learner at all): all pairs then.
+      if (found.threshold < found.degree) {
+        chosen.degree = found.degree;
+        if (chosen.threshold == 0) chosen.threshold = found.threshold;
+      }
+    } catch (const configuration_error&) {  // too few learners for a sparse graph
     }
   }
   if (chosen.threshold == 0)  // half the neighbours, and more than the colluders expected among them
