@@ -118,6 +118,18 @@ inline key_bytes read_key(payload_reader& in, const char* what) {
   std::memcpy(key.data(), bytes.data(), key.size());
   return key;
 }
+inline void write_keys(payload_writer& out, const advertised_keys& keys) {
+  out.u64(keys.index);
+  write_key(out, keys.cipher_public);
+  write_key(out, keys.mask_public);
+}
+inline advertised_keys read_keys(payload_reader& in) {
+  advertised_keys keys;
+  keys.index = in.u64("index");
+  keys.cipher_public = read_key(in, "cipher public key");
+  keys.mask_public = read_key(in, "mask public key");
+  return keys;
+}
 inline void write_share(payload_writer& out, const share& held) {
   out.u64(held.x);
   for (const auto piece : held.y) out.u64(piece);
@@ -171,17 +183,12 @@ inline share read_share(payload_reader& in) {
 
 [[nodiscard]] inline std::vector<std::uint8_t> encode(const advertised_keys& keys) {
   detail::payload_writer out;
-  out.u64(keys.index);
-  detail::write_key(out, keys.cipher_public);
-  detail::write_key(out, keys.mask_public);
+  detail::write_keys(out, keys);
   return out.take();
 }
 [[nodiscard]] inline advertised_keys decode_advertised_keys(std::span<const std::uint8_t> bytes) {
   detail::payload_reader in(bytes, "advertised keys");
-  advertised_keys keys;
-  keys.index = in.u64("index");
-  keys.cipher_public = detail::read_key(in, "cipher public key");
-  keys.mask_public = detail::read_key(in, "mask public key");
+  auto keys = detail::read_keys(in);
   in.expect_end();
   return keys;
 }
@@ -191,22 +198,14 @@ inline share read_share(payload_reader& in) {
 [[nodiscard]] inline std::vector<std::uint8_t> encode(std::span<const advertised_keys> keys) {
   detail::payload_writer out;
   out.u64(keys.size());
-  for (const auto& one : keys) {
-    out.u64(one.index);
-    detail::write_key(out, one.cipher_public);
-    detail::write_key(out, one.mask_public);
-  }
+  for (const auto& one : keys) detail::write_keys(out, one);
   return out.take();
 }
 /// @throws decode_error for a malformed list or one longer than `max_keys`.
 [[nodiscard]] inline std::vector<advertised_keys> decode_key_list(std::span<const std::uint8_t> bytes, std::size_t max_keys) {
   detail::payload_reader in(bytes, "a list of advertised keys");
   std::vector<advertised_keys> out(in.count(max_keys, 8 + 64, "key count"));
-  for (auto& keys : out) {
-    keys.index = in.u64("index");
-    keys.cipher_public = detail::read_key(in, "cipher public key");
-    keys.mask_public = detail::read_key(in, "mask public key");
-  }
+  for (auto& keys : out) keys = detail::read_keys(in);
   in.expect_end();
   return out;
 }
