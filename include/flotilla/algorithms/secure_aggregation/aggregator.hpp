@@ -29,15 +29,15 @@
 #include <vector>
 
 #include "flotilla/aggregators/mean.hpp"
-#include "flotilla/arithmetic.hpp"
 #include "flotilla/algorithms/privacy/accountant.hpp"
 #include "flotilla/algorithms/secure_aggregation/messages.hpp"
 #include "flotilla/algorithms/secure_aggregation/server.hpp"
+#include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/checkpointable.hpp"
-#include "flotilla/wire/codec.hpp"
 #include "flotilla/detail/text.hpp"
 #include "flotilla/messages.hpp"
+#include "flotilla/wire/codec.hpp"
 
 namespace flotilla::secure_aggregation {
 
