@@ -3,6 +3,7 @@
 #include <flotilla/aggregators/server_optimizer.hpp>
 #include <flotilla/algorithms/secure_aggregation/secure_learner.hpp>
 #include <flotilla/coordinators/synchronous.hpp>
+#include <flotilla/persistence/checkpoint.hpp>
 #include <flotilla/round/learner.hpp>
 #include <flotilla/round/stopping.hpp>
 #include <flotilla/transport/in_memory.hpp>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -358,4 +360,22 @@ TEST_CASE("the graph of a round: sparse where the targets allow, all pairs where
   CHECK(secagg::graph_for(50, {.degree = 1000, .threshold = 0}).degree == 49);
   CHECK(secagg::graph_for(50, {.degree = 1000, .threshold = 0}).threshold == 25);
   CHECK(secagg::graph_for(50, {.corruption_rate = 0.6, .degree = 1000}).threshold == 30);  // floor(49 * 0.6) + 1
+}
+
+TEST_CASE("a checkpoint keeps the rounds released, so the privacy spent goes on from there") {
+  const flotilla::privacy::accountant spent(1.5, 1, 1e-5);
+  const secagg::secure_options options{.degree = 1000, .max_weight = 0,
+                                       .noise = secagg::distributed_dp{.noise_multiplier = 1.5, .accounting = spent}};
+  flotilla::in_memory_transport transport(learners(5), 2);
+  flotilla::coordinator federation(transport, of({0, 0, 0}), {.quorum = 5}, secagg::secure_mean<params>(options));
+  federation.run(flotilla::stop::after_rounds(2));
+  const auto path = std::filesystem::temp_directory_path() / "flotilla_secure_checkpoint.bin";
+  flotilla::save_checkpoint(federation, path);
+  flotilla::coordinator restored(transport, of({0, 0, 0}), {.quorum = 5}, secagg::secure_mean<params>(options));
+  flotilla::load_checkpoint(restored, path);
+  std::filesystem::remove(path);
+  CHECK(restored.rule().rounds() == 2);
+  const auto& record = restored.run_round();
+  REQUIRE(record.status == flotilla::round_status::aggregated);
+  CHECK(record.central_metrics.at("privacy.epsilon") == spent.epsilon(3));
 }
