@@ -5,9 +5,9 @@
 // self mask and one pairwise mask per neighbour; the aggregator one self mask per contributor
 // and one pairwise mask per (contributor, dropped neighbour) pair. The bound is that many
 // model-sized masks at the rate expand_mask reaches in the same run. Also: the bytes each
-// learner sends against the model's own size; the whole process's peak RSS for rounds of 100 and
-// 1,000 learners (each in a child process of its own) against what one model-sized vector per
-// learner would take; and a secure round of 100 in-memory learners training the Fashion-MNIST MLP
+// learner sends against the model's own size; the aggregator's peak heap (and the whole
+// process's peak RSS) for rounds of 100 and 1,000 learners, each in a child process of its own,
+// against what one model-sized vector per learner would take; and a secure round of 100 in-memory learners training the Fashion-MNIST MLP
 // for one local epoch against the same plain round.
 // Usage: bench_secure_aggregation [values=1000000] [learners=100] [fashion-mnist directory]
 #include <flotilla/aggregators/mean.hpp>
@@ -23,6 +23,7 @@
 #include <flotilla/round/learner.hpp>
 #include <flotilla/transport/in_memory.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +31,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <utility>
 #include <set>
 #include <string>
 #include <vector>
@@ -41,33 +44,76 @@ namespace secagg = flotilla::secure_aggregation;
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point start) { return std::chrono::duration<double>(clock_type::now() - start).count(); }
 
+// The heap the aggregator holds: what each of its calls that keeps state leaves allocated
+// (glibc's count of bytes in use, mmapped blocks included). The calls run one at a time, and
+// the learners' own allocations happen between them, so the sum of those deltas is the
+// aggregator's share of the heap; its peak is the most it held at once.
+struct heap_meter {
+  std::int64_t held = 0, peak = 0;
+  static std::int64_t in_use() {
+    const auto info = mallinfo2();
+    return std::int64_t(info.uordblks + info.hblkhd);
+  }
+  template <class Call>
+  void operator()(Call&& call) {
+    const auto before = in_use();
+    call();
+    held += in_use() - before;
+    peak = std::max(peak, held);
+  }
+};
+
 // One whole secure round between n learner sessions and a server session, as the protocol runs
 // it (the aggregator keeps a running sum; each learner's masked input exists only until added).
-void secure_round(std::size_t n, std::size_t values) {
+// Returns the aggregator's peak heap in bytes, its unmasking's model-sized result included.
+std::int64_t secure_round(std::size_t n, std::size_t values) {
   const auto graph = secagg::find_graph_parameters(n, 1.0 / 3, 1.0 / 3);
-  secagg::server_session server(1, secagg::harary_graph::random(n, graph.degree), graph.threshold, values, {});
+  heap_meter aggregator;
+  std::optional<secagg::server_session> server;
+  aggregator([&] { server.emplace(1, secagg::harary_graph::random(n, graph.degree), graph.threshold, values, secagg::quantization{}); });
   std::vector<secagg::learner_session> learners;
-  for (std::uint64_t i = 1; i <= n; ++i) learners.emplace_back(server.setup_for(i));
-  for (auto& learner : learners) (void)server.receive_keys(learner.advertise());
-  for (std::uint64_t i = 1; i <= n; ++i) (void)server.receive_shares(i, learners[i - 1].share_keys(server.keys_for(i)));
+  for (std::uint64_t i = 1; i <= n; ++i) learners.emplace_back(server->setup_for(i));
+  for (auto& learner : learners) {
+    const auto keys = learner.advertise();
+    aggregator([&] { (void)server->receive_keys(keys); });
+  }
+  for (std::uint64_t i = 1; i <= n; ++i) {
+    const auto sealed = learners[i - 1].share_keys(server->keys_for(i));
+    aggregator([&] { (void)server->receive_shares(i, sealed); });
+  }
   const std::vector<float> update(values, 0.25f);
-  for (std::uint64_t i = 1; i <= n; ++i) (void)server.receive_masked(learners[i - 1].mask(std::span<const float>(update), server.shares_for(i)));
-  for (std::uint64_t i = 1; i <= n; ++i) (void)server.receive_unmask(learners[i - 1].unmask(server.request_for(i)));
-  if (server.unmasked_sum().size() != values) std::exit(1);
+  for (std::uint64_t i = 1; i <= n; ++i) {
+    const auto input = learners[i - 1].mask(std::span<const float>(update), server->shares_for(i));
+    aggregator([&] { (void)server->receive_masked(input); });
+  }
+  for (std::uint64_t i = 1; i <= n; ++i) {
+    const auto response = learners[i - 1].unmask(server->request_for(i));
+    aggregator([&] { (void)server->receive_unmask(response); });
+  }
+  bool whole = false;
+  aggregator([&] { whole = server->unmasked_sum().size() == values; });
+  if (!whole) std::exit(1);
+  return aggregator.peak + std::int64_t(values * sizeof(std::uint32_t));
 }
 
-// The peak RSS of a child process that runs one secure round of n learners, in MiB.
-double peak_rss_of_round(std::size_t n, std::size_t values) {
+// A secure round of n learners in a child process: its peak RSS and the aggregator's peak heap,
+// in MiB.
+std::pair<double, double> memory_of_round(std::size_t n, std::size_t values) {
+  int pipe_ends[2];
+  if (pipe(pipe_ends) != 0) std::exit(1);
   const pid_t child = fork();
   if (child == 0) {
-    secure_round(n, values);
+    const auto heap = secure_round(n, values);
+    if (write(pipe_ends[1], &heap, sizeof heap) != sizeof heap) std::_Exit(1);
     std::_Exit(0);
   }
+  std::int64_t heap = 0;
+  if (read(pipe_ends[0], &heap, sizeof heap) != sizeof heap) std::exit(1);
   int status = 0;
   rusage usage{};
   wait4(child, &status, 0, &usage);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) std::exit(1);
-  return double(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+  return {double(usage.ru_maxrss) / 1024.0, double(heap) / 1048576.0};  // Linux reports kilobytes
 }
 
 // Seconds a round of 100 in-memory learners takes with `rule`, after a warm-up round.
@@ -158,15 +204,20 @@ int main(int argc, char** argv) {
     if (sum.empty()) return 1;
   }
 
-  // Memory: 1,000 learners of 100,000 values; holding one vector per learner would take 381 MiB.
+  // Memory: rounds of 100,000 values; holding one vector per learner would take 38 MiB for 100
+  // learners and 381 MiB for 1,000.
   const std::size_t memory_values = 100'000;
-  const double rss_100 = peak_rss_of_round(100, memory_values), rss_1000 = peak_rss_of_round(1000, memory_values);
-  std::printf("# peak RSS of a whole secure round (learners and aggregator in one process), %zu values: %.1f MiB for 100 "
-              "learners, %.1f MiB for 1,000\n", memory_values, rss_100, rss_1000);
-  bench::report("peak_rss_1000_learners_mib", rss_1000, "MiB", "one_vector_per_learner_mib",
-                1000.0 * double(memory_values) * 4 / 1048576);
-  bench::report("peak_rss_growth_100_to_1000_mib", rss_1000 - rss_100, "MiB", "one_vector_per_learner_mib",
-                900.0 * double(memory_values) * 4 / 1048576);
+  const double vector_mib = double(memory_values) * 4 / 1048576;
+  for (const std::size_t learners : {100, 1000}) {
+    const auto [rss, aggregator] = memory_of_round(learners, memory_values);
+    const auto k = secagg::find_graph_parameters(learners, 1.0 / 3, 1.0 / 3).degree;
+    std::printf("# a secure round of %zu learners x %zu values (degree %zu): the whole process (learners and aggregator) "
+                "peaks at %.1f MiB RSS; the aggregator's heap at %.1f MiB (%.0f bytes a neighbour pair beyond two model-sized vectors)\n",
+                learners, memory_values, k, rss, aggregator,
+                (aggregator - 2 * vector_mib) * 1048576 / double(learners * k));
+    bench::report(("aggregator_heap_mib_" + std::to_string(learners) + "_learners").c_str(), aggregator, "MiB",
+                  "one_vector_per_learner_mib", double(learners) * vector_mib);
+  }
 
   // The MLP's local epoch as the fit: the secure round against the plain one.
   const std::filesystem::path directory = argc > 3 ? argv[3] : flotilla::fashion_mnist_default_directory;

@@ -342,6 +342,18 @@ TEST_CASE("a learner refuses a setup it cannot safely follow, and stages out of 
   work.round = 6;
   work.payload = secagg::encode(good);
   CHECK_THROWS_WITH_AS(learner.handle(work), "a secure round's setup names round 1 in a task of round 6", flotilla::task_error);
+
+  // A round's secrets are gone once the learner is asked anything else.
+  work.round = 1;
+  CHECK(secagg::decode_advertised_keys(learner.handle(work).payload).index == 1);
+  flotilla::task<params> fit;
+  fit.round = 2;
+  fit.parameters = std::make_shared<const params>(of({0, 0, 0}));
+  (void)learner.handle(fit);
+  work.kind = secagg::share_keys_kind;
+  work.payload = secagg::encode(std::span<const secagg::advertised_keys>());
+  CHECK_THROWS_WITH_AS(learner.handle(work), "stage 4 task for round 1, but this learner holds no secure session for that round",
+                       flotilla::task_error);
 }
 
 TEST_CASE("the graph of a round: sparse where the targets allow, all pairs where they do not") {

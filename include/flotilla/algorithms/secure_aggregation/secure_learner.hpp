@@ -33,8 +33,8 @@ struct secure_learner_options {
 /// @brief `L`, able to take part in secure rounds.
 ///
 /// One round's secrets live in its session, from the advertise-keys stage to the unmasking
-/// stage; they are wiped when the round ends, when any stage fails, and when the next round
-/// begins (a round the aggregator aborted sends no further stage).
+/// stage; they are wiped when the round ends, when any stage fails, and when the learner is
+/// next asked anything (a round the aggregator aborted sends no further stage).
 template <Learner L>
 class secure_learner {
  public:
@@ -56,7 +56,10 @@ class secure_learner {
   /// @throws task_error (or another error of Flotilla's) when a stage cannot be done; the
   ///   round's secrets are gone by then.
   reply<parameters_type> handle(const task<parameters_type>& work) {
-    if (!is_stage(work.kind)) return inner_.handle(work);
+    if (!is_stage(work.kind)) {  // a secure round is over once anything else is asked
+      end_session();
+      return inner_.handle(work);
+    }
     try {
       return stage(work);
     } catch (...) {
