@@ -148,11 +148,20 @@ class coordinator {
     history_ = std::move(state.history);
   }
 
+  /// Continues from `global` instead of the current global parameters: an edge aggregator
+  /// adopts its parent's at every outer round. @throws layout_error, changing nothing, if its
+  /// layout differs.
+  void set_global(parameters_type global) {
+    require_same_layout(global, *global_, "the new global parameters", "this coordinator's model");
+    global_ = std::make_shared<const parameters_type>(std::move(global));
+  }
+
   [[nodiscard]] const parameters_type& global() const { return *global_; }
   [[nodiscard]] const flotilla::history& history() const { return history_; }
   [[nodiscard]] const Rule& rule() const { return rule_; }
   [[nodiscard]] std::uint64_t rounds_run() const { return round_; }
   [[nodiscard]] const coordinator_options& options() const { return options_; }
+  [[nodiscard]] T& transport() { return transport_; }
 
  private:
   static coordinator_options validated(coordinator_options options) {
