@@ -5,6 +5,8 @@
 #                                                                       K learner processes on 127.0.0.1
 #   ./scripts/demo.sh --secure [--port P] [--rounds N] ...           the --tcp federation with secure
 #                                          aggregation (SecAgg+); one learner is killed in round 3
+#   ./scripts/demo.sh --hierarchy [--port P] [--rounds N] ...        a root aggregator, 2 edge aggregators
+#                                          and 10 learner processes on 127.0.0.1 (hierarchical FL)
 #   ./scripts/demo.sh --dp [--epsilon E|none] [--rounds T] [--learners N] [--sampling-rate Q]
 #                                          learner-level differential privacy: 6,000 learners
 #                                          made on demand, Poisson sampling, epsilon 8 at 1e-5
@@ -22,6 +24,36 @@ if [ "${1:-}" = "--dp" ]; then
   shift
   cmake --build "$build" --target 07_private_federation -j "$FLOTILLA_JOBS"
   "$build/examples/07_private_federation" --history-csv "$history" "$@"
+  plot_history
+  exit 0
+fi
+
+if [ "${1:-}" = "--hierarchy" ]; then
+  shift
+  port=7700
+  arguments=("$@")
+  for ((i = 0; i < ${#arguments[@]}; i++)); do
+    [ "${arguments[$i]}" = "--port" ] && port="${arguments[$((i + 1))]}"
+  done
+  cmake --build "$build" --target tcp_aggregator tcp_edge tcp_learner -j "$FLOTILLA_JOBS"
+  pids=()
+  trap 'kill $(jobs -p) "${pids[@]}" 2>/dev/null || true' EXIT
+  # The root asks both edges each round; each edge asks its five learners and passes the round
+  # through, so the root's FedAvg is FedAvg over all ten.
+  "$build/examples/tcp_aggregator" --address 127.0.0.1 --port "$port" --learners 2 --quorum 2 \
+    --history-csv "$history" "$@" &
+  aggregator=$!
+  for edge in 0 1; do
+    "$build/examples/tcp_edge" --id "$edge" --port $((port + 1 + edge)) --parent-port "$port" --learners 5 \
+      >"$build/edge-$edge.log" 2>&1 &
+    pids+=($!)
+  done
+  for ((id = 0; id < 10; id++)); do
+    "$build/examples/tcp_learner" --id "$id" --learners 10 --port $((port + 1 + id / 5)) 2>"$build/learner-$id.log" &
+    pids+=($!)
+  done
+  echo "started 2 edge and 10 learner processes (logs: $build/edge-*.log, $build/learner-*.log)"
+  wait "$aggregator"
   plot_history
   exit 0
 fi
