@@ -1,6 +1,7 @@
 #include <flotilla/coordinators/buffered.hpp>
 
 #include <flotilla/coordinators/synchronous.hpp>
+#include <flotilla/persistence/checkpoint.hpp>
 #include <flotilla/round/learner.hpp>
 #include <flotilla/round/stopping.hpp>
 #include <flotilla/transport/in_memory.hpp>
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -144,4 +146,49 @@ TEST_CASE("settings that cannot work are refused by name") {
   CHECK(refused({.buffer_size = 0}) == "buffer_size must be at least one reply");
   CHECK(refused({.server_momentum = 1}) == "server_momentum must be in [0, 1)");
   CHECK(refused({.staleness_weight = nullptr}) == "staleness_weight is empty");
+}
+
+TEST_CASE("a checkpoint keeps version, model, momentum and history, and the run goes on from it") {
+  flotilla::in_memory_transport transport(four(), 1);
+  const flotilla::buffered_options options{.concurrency = 2, .buffer_size = 2, .server_momentum = 0.5, .seed = 3};
+  flotilla::buffered_coordinator buffered(transport, of({0, 0}), options);
+  buffered.run(flotilla::stop::after_rounds(3));
+  const auto path = std::filesystem::temp_directory_path() / "flotilla_buffered_checkpoint.bin";
+  flotilla::save_checkpoint(buffered, path);
+  // A transport of its own: tasks the first coordinator still has out belong to the old one.
+  flotilla::in_memory_transport fresh(four(), 1);
+  flotilla::buffered_coordinator resumed(fresh, of({0, 0}), options);
+  flotilla::load_checkpoint(resumed, path);
+  std::filesystem::remove(path);
+  CHECK(resumed.version() == 3);
+  CHECK(values_of(resumed.global()) == values_of(buffered.global()));
+  CHECK(resumed.rule().momentum == buffered.rule().momentum);
+  CHECK(resumed.rule().tasks == buffered.rule().tasks);
+  CHECK(resumed.history().rounds.size() == 3);
+  CHECK(resumed.history().rounds[2].participants == buffered.history().rounds[2].participants);
+  CHECK(resumed.update().round == 4);
+
+  flotilla::buffered_coordinator plain(fresh, of({0, 0}), {.concurrency = 2, .buffer_size = 2});  // no momentum
+  flotilla::save_checkpoint(buffered, path);
+  CHECK_THROWS_WITH_AS(flotilla::load_checkpoint(plain, path),
+                       "the restored server momentum holds 2 values; this coordinator keeps 0", flotilla::configuration_error);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("learners made on demand: at most `concurrency` at work, one record per buffer") {
+  flotilla::on_demand_transport<jumper> transport(100, [](learner_id id) {
+    return jumper(id, jump{.target = of({double(id), 1})}, 0);
+  }, 2);
+  flotilla::buffered_coordinator buffered(transport, of({0, 0}), {.concurrency = 10, .buffer_size = 10, .seed = 1});
+  std::size_t most = 0;
+  buffered.on_round([&](const flotilla::round_record&) { most = std::max(most, buffered.in_flight()); });
+  buffered.run(flotilla::stop::after_rounds(5));
+  CHECK(buffered.history().rounds.size() == 5);
+  CHECK(buffered.version() == 5);
+  CHECK(most <= 10);
+  for (const auto& record : buffered.history().rounds) {
+    CHECK(record.participants.size() == 10);
+    CHECK(record.examples == 10);
+  }
+  CHECK(buffered.history().stop_reason == "reached the round budget of 5");
 }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -38,7 +39,9 @@
 #include "flotilla/round/history.hpp"
 #include "flotilla/round/metric_reducers.hpp"
 #include "flotilla/round/reply_collector.hpp"
+#include "flotilla/round/snapshot.hpp"
 #include "flotilla/round/stopping.hpp"
+#include "flotilla/wire/codec.hpp"
 
 namespace flotilla {
 
@@ -54,6 +57,27 @@ namespace staleness {
   return [a](std::uint64_t s) { return std::pow(1 + double(s), -a); };
 }
 }  // namespace staleness
+
+/// What a buffered coordinator keeps between updates beside its global parameters, version,
+/// generator and history: the server momentum and how many tasks it has made (they seed the
+/// learners' shuffling). A checkpoint holds it as a coordinator's rule state.
+struct buffered_state {
+  std::vector<double> momentum{};
+  std::uint64_t tasks = 0;
+
+  template <std::same_as<wire_writer> Writer>
+  void save_state(Writer& out) const {
+    out.write(tasks);
+    out.write(static_cast<std::uint64_t>(momentum.size()));
+    for (const double value : momentum) out.write(value);
+  }
+  template <std::same_as<wire_reader> Reader>
+  void load_state(Reader& in) {
+    tasks = in.template read<std::uint64_t>("tasks made");
+    momentum.resize(in.read_count(in.limits().max_scalars, sizeof(double), "momentum count"));
+    for (auto& value : momentum) value = in.template read<double>("momentum");
+  }
+};
 
 /// The buffered coordinator's settings.
 struct buffered_options {
@@ -103,9 +127,36 @@ class buffered_coordinator {
         options_(validated(std::move(options))),
         engine_(options_.seed),
         sum_(global_->values().size(), 0.0),
-        momentum_(options_.server_momentum > 0 ? global_->values().size() : 0, 0.0) {}
+        state_{.momentum = std::vector<double>(options_.server_momentum > 0 ? global_->values().size() : 0, 0.0)} {}
 
-  void on_update(round_observer observer) { observers_.push_back(std::move(observer)); }
+  /// Adds an observer called after every update of the global model.
+  void on_round(round_observer observer) { observers_.push_back(std::move(observer)); }
+
+  using rule_type = buffered_state;
+  /// The state between updates, read in place: what a checkpoint saves (persistence/checkpoint.hpp).
+  /// Tasks still out are not in it: a resumed run asks learners afresh, and the replies in an
+  /// unfinished buffer are lost.
+  [[nodiscard]] coordinator_snapshot<parameters_type, buffered_state> snapshot() const {
+    return {version_, engine_, *global_, state_, history_};
+  }
+  /// Continues from a saved state. @throws layout_error, changing nothing, if its model's layout
+  /// differs, and configuration_error if its momentum does not fit this model and settings.
+  void restore(coordinator_state<parameters_type, buffered_state> state) {
+    if (!state.global) throw configuration_error("a restored state needs global parameters");
+    require_same_layout(*state.global, *global_, "the restored model", "this coordinator's model");
+    if (state.rule.momentum.size() != state_.momentum.size())
+      throw configuration_error("the restored server momentum holds " + std::to_string(state.rule.momentum.size()) +
+                                " values; this coordinator keeps " + std::to_string(state_.momentum.size()));
+    version_ = state.round;
+    engine_ = state.engine;
+    global_ = std::move(state.global);
+    state_ = std::move(state.rule);
+    history_ = std::move(state.history);
+    out_.clear();
+    std::fill(sum_.begin(), sum_.end(), 0.0);
+    examples_ = 0;
+  }
+  [[nodiscard]] const buffered_state& rule() const { return state_; }
 
   /// Updates the global model until `stop` fires (checked before each update); its reason is
   /// recorded. Learners still training then are not waited for; their replies are dropped.
@@ -149,7 +200,7 @@ class buffered_coordinator {
       if (idle.empty()) return;
       const auto learner = idle[uniform_below(engine_, idle.size())];
       task<parameters_type> work{.kind = task_kind::fit, .round = version_, .parameters = global_,
-                                 .config = {.round = version_, .seed = mix_seed(options_.seed, ++tasks_),
+                                 .config = {.round = version_, .seed = mix_seed(options_.seed, ++state_.tasks),
                                             .values = options_.fit_settings}};
       out_.emplace(learner, outstanding{reply_door<parameters_type>(work, std::span(&learner, 1), reply_parameters::required,
                                                                     options_.max_examples_per_reply),
@@ -219,7 +270,7 @@ class buffered_coordinator {
     const double scale = 1 / double(examples_);
     for (std::size_t i = 0; i < sum_.size(); ++i) {
       double step = sum_[i] * scale;
-      if (!momentum_.empty()) step = momentum_[i] = options_.server_momentum * momentum_[i] + step;
+      if (!state_.momentum.empty()) step = state_.momentum[i] = options_.server_momentum * state_.momentum[i] + step;
       values[i] = static_cast<typename parameters_type::scalar_type>(double(values[i]) + options_.server_learning_rate * step);
     }
     const auto bad = first_non_finite(next);
@@ -240,10 +291,9 @@ class buffered_coordinator {
   buffered_options options_;
   random_engine engine_;
   std::vector<double> sum_;       // the buffer: sum of weighted updates
-  std::vector<double> momentum_;  // empty without momentum
+  buffered_state state_;          // the momentum (empty without it) and the tasks made
   std::int64_t examples_ = 0;     // examples behind the buffer
   std::uint64_t version_ = 0;
-  std::uint64_t tasks_ = 0;
   std::map<learner_id, outstanding> out_;
   flotilla::history history_;
   std::optional<deadline_clock::time_point> started_;
