@@ -1,6 +1,8 @@
 #include <flotilla/coordinators/edge.hpp>
 
 #include <flotilla/models/linear_regression.hpp>
+#include <flotilla/persistence/checkpoint.hpp>
+#include <flotilla/persistence/history_export.hpp>
 #include <flotilla/round/learner.hpp>
 #include <flotilla/round/stopping.hpp>
 #include <flotilla/transport/in_memory.hpp>
@@ -10,6 +12,7 @@
 #include "scripted_transport.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -82,6 +85,28 @@ TEST_CASE("FedAvg over edges equals flat FedAvg over their learners, three level
     CHECK(record.fit_metrics.at("edge.learners") == 2);  // each upper edge aggregated its two lower ones
   }
   CHECK(root.history().rounds[0].examples == 340);
+  // The root's history shows the tree: each edge, whose updates it holds, and the same below.
+  const auto& edges = root.history().rounds[0].edges;
+  REQUIRE(edges.size() == 2);
+  const auto& upper = edges[0].edge == 10 ? edges[0] : edges[1];
+  CHECK(upper.learners == std::vector<learner_id>{100, 101});
+  CHECK(upper.rejections.empty());
+  REQUIRE(upper.below.size() == 2);
+  const auto& lower_left = upper.below[0].edge == 100 ? upper.below[0] : upper.below[1];
+  CHECK(lower_left.learners == std::vector<learner_id>{1, 2});
+  CHECK(lower_left.below.empty());
+  const auto json = flotilla::to_json(root.history());
+  CHECK(json.find("\"edges\":[{\"edge\":") != std::string::npos);
+  CHECK(json.find("\"learners\":[1,2],\"rejections\":[],\"below\":[]") != std::string::npos);
+
+  // A checkpoint keeps the tree.
+  const auto path = std::filesystem::temp_directory_path() / "flotilla_edge_checkpoint.bin";
+  flotilla::save_checkpoint(root, path);
+  flotilla::coordinator restored(root_transport, initial, {.quorum = 2});
+  flotilla::load_checkpoint(restored, path);
+  std::filesystem::remove(path);
+  REQUIRE(restored.history().rounds[2].edges.size() == 2);
+  CHECK(flotilla::to_json(restored.history()) == json);
   const auto tree = root.global().values(), expected = reference.global().values();
   for (std::size_t i = 0; i < expected.size(); ++i) CHECK(tree[i] == doctest::Approx(expected[i]).epsilon(1e-12));
   CHECK(tree[0] != 0);
@@ -157,6 +182,11 @@ TEST_CASE("a learner that fails behind an edge is in the edge's history; an edge
   CHECK(record.rejections[0].reason ==
         "learner threw: edge 11: no inner round aggregated (quorum not met: 0 accepted replies, 1 required; global "
         "parameters kept)");
+  REQUIRE(record.edges.size() == 1);  // the edge that failed sent no report: its failure is above
+  CHECK(record.edges[0].edge == 10);
+  CHECK(record.edges[0].learners == std::vector<learner_id>{1});
+  REQUIRE(record.edges[0].rejections.size() == 1);
+  CHECK(record.edges[0].rejections[0].learner == 2);
   const auto& below = root_transport.learners()[0]->history().rounds.at(0);
   REQUIRE(below.rejections.size() == 1);
   CHECK(below.rejections[0].learner == 2);
@@ -170,4 +200,30 @@ TEST_CASE("an edge evaluates on its learners and refuses settings that cannot wo
                        "an edge must run at least one inner round per fit task", flotilla::configuration_error);
   CHECK_THROWS_WITH_AS(edge(1, below, model(2).parameters(), {.evaluation_fraction = 0}),
                        "an edge's evaluation_fraction must be in (0, 1]", flotilla::configuration_error);
+}
+
+TEST_CASE("an edge report is checked at the door like everything else from below") {
+  scripted_transport transport{.learners = {1, 2}};
+  transport.respond = [](const flotilla::task<params>& work, std::span<const learner_id>) -> std::vector<message> {
+    auto honest = fit_reply(1, work.round, of({2}));
+    honest.payload = flotilla::encode_subtree({.edge = 1, .learners = {7, 8}});
+    auto broken = fit_reply(2, work.round, of({4}));
+    broken.payload = {1, 2, 3};
+    return {honest, broken};
+  };
+  flotilla::coordinator root(transport, of({0}), {.quorum = 1});
+  const auto& record = root.run_round();
+  CHECK(values_of(root.global()) == std::vector<double>{2});
+  REQUIRE(record.edges.size() == 1);
+  CHECK(record.edges[0].learners == std::vector<learner_id>{7, 8});
+  REQUIRE(record.rejections.size() == 1);
+  CHECK(record.rejections[0].reason.starts_with("edge report: "));
+
+  // Nesting beyond max_subtree_depth is refused before it is followed further.
+  flotilla::subtree_record deep{.edge = 0};
+  for (learner_id level = 1; level <= flotilla::max_subtree_depth; ++level) deep = {.edge = level, .below = {deep}};
+  CHECK_THROWS_WITH_AS((void)flotilla::decode_subtree(flotilla::encode_subtree(deep)),
+                       "an edge report nests deeper than 16 levels", flotilla::decode_error);
+  deep = deep.below[0];
+  CHECK(flotilla::decode_subtree(flotilla::encode_subtree(deep)).edge == flotilla::max_subtree_depth - 1);
 }

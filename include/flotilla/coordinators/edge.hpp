@@ -24,6 +24,7 @@
 #include "flotilla/round/reply_collector.hpp"
 #include "flotilla/round/selection.hpp"
 #include "flotilla/round/stopping.hpp"
+#include "flotilla/round/subtree.hpp"
 
 namespace flotilla {
 
@@ -53,9 +54,10 @@ struct edge_options {
 /// @brief A Learner whose fit runs a federation of its own over `T` with rule `Rule`.
 ///
 /// The reply to a fit task carries the edge's global parameters after its inner rounds, the
-/// examples of the last one that aggregated, its learners' fit metrics, and "edge.rounds",
+/// examples of the last one that aggregated, its learners' fit metrics, "edge.rounds",
 /// "edge.learners" (who were aggregated) and "edge.rejections" (failures and rejected replies
-/// in those rounds). A task none of whose inner rounds aggregated fails with the last round's
+/// in those rounds), and as its payload a subtree_record of who, what was rejected and the
+/// edges below, which the parent's round keeps in round_record::edges. A task none of whose inner rounds aggregated fails with the last round's
 /// note, so the parent records why. The edge's own history keeps every inner round.
 template <class T, class Rule = weighted_mean<typename T::parameters_type>>
 class edge_aggregator {
@@ -113,20 +115,21 @@ class edge_aggregator {
     if (!aggregated)
       throw task_error("edge " + std::to_string(id_) + ": no inner round aggregated" +
                        (rounds.size() > first ? " (" + rounds.back().note + ")" : std::string()));
-    std::vector<learner_id> learners;
-    std::size_t rejections = 0;
+    subtree_record tree{.edge = id_};  // what this task did below: into the reply's payload
     for (auto at = first; at < rounds.size(); ++at) {
-      learners.insert(learners.end(), rounds[at].participants.begin(), rounds[at].participants.end());
-      rejections += rounds[at].rejections.size();
+      tree.learners.insert(tree.learners.end(), rounds[at].participants.begin(), rounds[at].participants.end());
+      tree.rejections.insert(tree.rejections.end(), rounds[at].rejections.begin(), rounds[at].rejections.end());
+      tree.below.insert(tree.below.end(), rounds[at].edges.begin(), rounds[at].edges.end());
     }
-    std::ranges::sort(learners);
-    learners.erase(std::unique(learners.begin(), learners.end()), learners.end());
+    std::ranges::sort(tree.learners);
+    tree.learners.erase(std::unique(tree.learners.begin(), tree.learners.end()), tree.learners.end());
     reply<parameters_type> answer{.learner = id_, .kind = work.kind, .round = work.round,
                                   .result = {.examples = aggregated->examples, .metrics = aggregated->fit_metrics},
                                   .parameters = coordinator_.global()};
     answer.result.metrics["edge.rounds"] = double(rounds.size() - first);
-    answer.result.metrics["edge.learners"] = double(learners.size());
-    answer.result.metrics["edge.rejections"] = double(rejections);
+    answer.result.metrics["edge.learners"] = double(tree.learners.size());
+    answer.result.metrics["edge.rejections"] = double(tree.rejections.size());
+    answer.payload = encode_subtree(tree);
     return answer;
   }
 

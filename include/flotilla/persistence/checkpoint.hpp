@@ -18,6 +18,7 @@
 #include "flotilla/errors.hpp"
 #include "flotilla/round/history.hpp"
 #include "flotilla/round/snapshot.hpp"
+#include "flotilla/round/subtree.hpp"
 #include "flotilla/wire/codec.hpp"
 
 namespace flotilla {
@@ -34,6 +35,11 @@ FLOTILLA_DECL std::vector<learner_id> read_ids(wire_reader& in);
 FLOTILLA_DECL void write_history(wire_writer& out, const history& past);
 
 FLOTILLA_DECL history read_history(wire_reader& in);
+
+// The edge reports of each round (round_record::edges), after everything else and flagged:
+// checkpoints written before they existed have neither, and still load.
+FLOTILLA_DECL void write_edges(wire_writer& out, const history& past);
+FLOTILLA_DECL void read_edges(wire_reader& in, history& past);
 
 }  // namespace detail
 
@@ -58,8 +64,10 @@ void save_checkpoint(const C& coordinator, const std::filesystem::path& path) {
   out.write_string(engine.str());
   wire_codec<P>::write(out, state.global);
   detail::write_history(out, state.history);
-  out.write(static_cast<std::uint8_t>(CheckpointableRule<Rule> ? 1 : 0));
+  // Bit 0: the rule's state follows; bit 1: the rounds' edge reports end the file (Flotilla 0.7).
+  out.write(static_cast<std::uint8_t>((CheckpointableRule<Rule> ? 1 : 0) | 2));
   if constexpr (CheckpointableRule<Rule>) state.rule.save_state(out);
+  detail::write_edges(out, state.history);
   write_file_atomically(path, bytes);
 }
 
@@ -81,11 +89,14 @@ void load_checkpoint(C& coordinator, const std::filesystem::path& path) {
       if (!(engine_text >> state.engine)) throw decode_error("the selection generator's state does not parse");
       state.global = std::make_shared<const P>(wire_codec<P>::read(in));
       state.history = detail::read_history(in);
-      const bool has_rule_state = in.read<std::uint8_t>("rule state flag") != 0;
+      const auto sections = in.read<std::uint8_t>("section flags");
+      if (sections > 3) throw decode_error("unknown section flags " + std::to_string(sections));
+      const bool has_rule_state = (sections & 1) != 0;
       if (has_rule_state != CheckpointableRule<Rule>)
         throw decode_error(has_rule_state ? "it holds the state of a rule this coordinator's rule does not keep"
                                           : "it holds no state for this coordinator's rule");
       if constexpr (CheckpointableRule<Rule>) state.rule.load_state(in);
+      if ((sections & 2) != 0) detail::read_edges(in, state.history);  // absent before Flotilla 0.7
       in.expect_end();
       return 0;
     });
@@ -173,6 +184,31 @@ FLOTILLA_DECL history read_history(wire_reader& in) {
       *seconds = in.read<double>("duration");
   }
   return past;
+}
+
+FLOTILLA_DECL void write_edges(wire_writer& out, const history& past) {
+  std::uint64_t with_edges = 0;
+  for (const auto& r : past.rounds) with_edges += r.edges.empty() ? 0 : 1;
+  out.write(with_edges);
+  for (std::size_t at = 0; at < past.rounds.size(); ++at) {
+    const auto& edges = past.rounds[at].edges;
+    if (edges.empty()) continue;
+    out.write(static_cast<std::uint64_t>(at));
+    out.write(static_cast<std::uint64_t>(edges.size()));
+    for (const auto& tree : edges) write_subtree(out, tree);
+  }
+}
+
+FLOTILLA_DECL void read_edges(wire_reader& in, history& past) {
+  const auto rounds = in.read_count(past.rounds.size(), 16, "rounds with edge reports");
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    const auto at = in.read<std::uint64_t>("round index");
+    if (at >= past.rounds.size()) throw decode_error("edge reports for round index " + std::to_string(at) + " of " +
+                                                     std::to_string(past.rounds.size()));
+    auto& edges = past.rounds[at].edges;
+    edges.resize(in.read_count(in.limits().max_entries, 8 + 3 * 8, "edge report count"));
+    for (auto& tree : edges) tree = read_subtree(in, 1);
+  }
 }
 }  // namespace detail
 #endif  // FLOTILLA_HEADER_DEFINITIONS

@@ -63,6 +63,29 @@ FLOTILLA_DECL std::string to_json(const history& past) {
     return out + "}";
   };
   const auto ids_json = [](const std::vector<learner_id>& ids) { return "[" + detail::join_ids(ids, ',') + "]"; };
+  const auto rejections_json = [](const std::vector<rejection>& rejections) {
+    std::string out = "[";
+    for (std::size_t j = 0; j < rejections.size(); ++j) {
+      const auto& rejected = rejections[j];
+      if (j) out += ",";
+      out += "{\"learner\":" + std::to_string(rejected.learner) + ",\"kind\":" +
+             detail::json_string(to_string(rejected.kind)) + ",\"round\":" + std::to_string(rejected.round) +
+             ",\"reason\":" + detail::json_string(rejected.reason) + "}";
+    }
+    return out + "]";
+  };
+  // An edge's subtree, and the subtrees below it.
+  const auto edges_json = [&](const std::vector<subtree_record>& edges) {
+    const auto one = [&](const auto& self, const subtree_record& tree) -> std::string {
+      std::string out = "{\"edge\":" + std::to_string(tree.edge) + ",\"learners\":" + ids_json(tree.learners) +
+                        ",\"rejections\":" + rejections_json(tree.rejections) + ",\"below\":[";
+      for (std::size_t j = 0; j < tree.below.size(); ++j) out += (j ? "," : "") + self(self, tree.below[j]);
+      return out + "]}";
+    };
+    std::string out = "[";
+    for (std::size_t j = 0; j < edges.size(); ++j) out += (j ? "," : "") + one(one, edges[j]);
+    return out + "]";
+  };
   std::string out = "{\"stop_reason\":" + detail::json_string(past.stop_reason) + ",\"rounds\":[";
   for (std::size_t i = 0; i < past.rounds.size(); ++i) {
     const auto& r = past.rounds[i];
@@ -70,15 +93,9 @@ FLOTILLA_DECL std::string to_json(const history& past) {
     out += "{\"round\":" + std::to_string(r.round) + ",\"status\":" + detail::json_string(to_string(r.status)) +
            ",\"note\":" + detail::json_string(r.note) + ",\"selected\":" + ids_json(r.selected) +
            ",\"participants\":" + ids_json(r.participants) + ",\"evaluated\":" + ids_json(r.evaluated) +
-           ",\"examples\":" + std::to_string(r.examples) + ",\"rejections\":[";
-    for (std::size_t j = 0; j < r.rejections.size(); ++j) {
-      const auto& rejected = r.rejections[j];
-      if (j) out += ",";
-      out += "{\"learner\":" + std::to_string(rejected.learner) + ",\"kind\":" +
-             detail::json_string(to_string(rejected.kind)) + ",\"round\":" + std::to_string(rejected.round) +
-             ",\"reason\":" + detail::json_string(rejected.reason) + "}";
-    }
-    out += "],\"fit_metrics\":" + metrics_json(r.fit_metrics) +
+           ",\"examples\":" + std::to_string(r.examples) + ",\"rejections\":" + rejections_json(r.rejections);
+    if (!r.edges.empty()) out += ",\"edges\":" + edges_json(r.edges);
+    out += ",\"fit_metrics\":" + metrics_json(r.fit_metrics) +
            ",\"federated_metrics\":" + metrics_json(r.federated_metrics) +
            ",\"central_metrics\":" + metrics_json(r.central_metrics) +
            ",\"fit_seconds\":" + detail::json_number(r.fit_seconds) +

@@ -20,6 +20,7 @@
 #include "flotilla/errors.hpp"
 #include "flotilla/fwd.hpp"
 #include "flotilla/messages.hpp"
+#include "flotilla/round/subtree.hpp"
 
 namespace flotilla {
 
@@ -108,6 +109,13 @@ class reply_door {
     if (bad != answer.parameters->values().size())
       return "update holds a non-finite value (" + detail::number(double(answer.parameters->values()[bad])) +
              ") at parameter index " + std::to_string(bad);
+    if (!answer.payload.empty() && kind_ == task_kind::fit) {  // an edge aggregator's report of its subtree
+      try {
+        (void)decode_subtree(answer.payload);
+      } catch (const decode_error& error) {
+        return std::string("edge report: ") + error.what();
+      }
+    }
     if (screen_) return screen_(*answer.parameters);
     return std::nullopt;
   }

@@ -22,6 +22,15 @@ struct rejection {
   std::string reason{};
 };
 
+/// What an edge aggregator did for one task of its parent's round (hierarchical FL): whose
+/// updates its reply holds, what it rejected, and the same for the edges among its learners.
+struct subtree_record {
+  learner_id edge = 0;
+  std::vector<learner_id> learners{};   ///< aggregated into its reply, over its inner rounds
+  std::vector<rejection> rejections{};  ///< failures and rejected replies at its level
+  std::vector<subtree_record> below{};  ///< the edges among its learners, the same way
+};
+
 enum class round_status : std::uint8_t {
   aggregated,  ///< a quorum replied; the global parameters were replaced
   discarded,   ///< the quorum was not met; the global parameters were kept
@@ -39,6 +48,7 @@ struct round_record {
   std::vector<learner_id> participants{};  ///< whose fit replies were aggregated
   std::vector<learner_id> evaluated{};     ///< whose evaluation replies were used
   std::vector<rejection> rejections{};     ///< failures and rejected replies, with reasons
+  std::vector<subtree_record> edges{};     ///< what the edge aggregators among the participants did below
   std::int64_t examples = 0;               ///< examples behind the aggregated update
   metrics fit_metrics{};                   ///< learners' training metrics, weighted by examples
   metrics federated_metrics{};             ///< learners' evaluation metrics, weighted by examples

@@ -25,6 +25,7 @@
 #include "flotilla/round/history.hpp"
 #include "flotilla/round/reply_collector.hpp"
 #include "flotilla/round/selection.hpp"
+#include "flotilla/round/subtree.hpp"
 
 namespace flotilla {
 
@@ -82,7 +83,11 @@ class fit_phase {
     rule_.start(*state.global);
     const task<P> work{.kind = task_kind::fit, .round = record.round, .parameters = state.global,
                        .config = std::move(config)};
-    const auto fold = [&](std::span<reply<P>> replies) { fold_replies(rule_, replies); };
+    const auto fold = [&](std::span<reply<P>> replies) {
+      fold_replies(rule_, replies);
+      for (const auto& answer : replies)  // edge aggregators report what happened below them
+        if (!answer.payload.empty()) record.edges.push_back(decode_subtree(answer.payload));
+    };
     std::function<std::optional<std::string>(const P&)> screen;
     if constexpr (ScreeningAggregator<Rule, P>) screen = [this](const P& update) { return rule_.screen(update); };
     reply_door<P> door(work, record.selected, reply_parameters::required, state.max_examples_per_reply, std::move(screen));
