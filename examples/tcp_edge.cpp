@@ -5,12 +5,15 @@
 // restarts, and ends when the parent ends the run, saying goodbye to its learners.
 //   tcp_edge --id 0 [--port 7701] [--parent-host 127.0.0.1] [--parent-port 7700] [--learners 5]
 //            [--quorum 0 (= learners - 1)] [--rounds-per-fit 1] [--token-file FILE (towards the parent)]
+//            [--tls-cert edge.pem --tls-key edge.key [--tls-ca ca.pem (requires learner certificates)]]
+//            [--parent-tls-ca ca.pem [--parent-tls-cert e.pem --parent-tls-key e.key] [--parent-name localhost]]
 //            [--history-csv history.csv]
 // The token towards the parent comes from --token-file or FLOTILLA_TOKEN; its own learners
 // prove theirs against FLOTILLA_TOKENS ("1=secret,2=other"), as with tcp_aggregator.
 #include <flotilla/coordinators/edge.hpp>
 #include <flotilla/transport/tcp/learner_client.hpp>
 #include <flotilla/transport/tcp/server_transport.hpp>
+#include <flotilla/transport/tcp/tls.hpp>
 
 #include "fashion_mnist_common.hpp"
 
@@ -27,7 +30,16 @@ int main(int argc, char** argv) {
   auto flags = example::parse_flags(argc, argv,
                                     {{"id", "0"}, {"port", "7701"}, {"parent-host", "127.0.0.1"}, {"parent-port", "7700"},
                                      {"learners", "5"}, {"quorum", "0"}, {"rounds-per-fit", "1"}, {"token-file", ""},
-                                     {"history-csv", ""}});
+                                     {"history-csv", ""}, {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""},
+                                     {"parent-tls-ca", ""}, {"parent-tls-cert", ""}, {"parent-tls-key", ""},
+                                     {"parent-name", ""}});
+  example::require_flags(flags["tls-cert"].empty() == flags["tls-key"].empty(), "--tls-cert and --tls-key go together");
+  example::require_flags(flags["tls-ca"].empty() || !flags["tls-cert"].empty(),
+                         "--tls-ca (learner certificates) needs --tls-cert and --tls-key: the edge's own");
+  example::require_flags(flags["parent-tls-cert"].empty() == flags["parent-tls-key"].empty(),
+                         "--parent-tls-cert and --parent-tls-key go together");
+  example::require_flags(flags["parent-tls-cert"].empty() || !flags["parent-tls-ca"].empty(),
+                         "--parent-tls-cert needs --parent-tls-ca: without it the connection would not be TLS at all");
   const flotilla::learner_id id = std::stoull(flags["id"]);
   const std::size_t learners = std::stoul(flags["learners"]);
   const std::size_t quorum = std::stoul(flags["quorum"]) ? std::stoul(flags["quorum"]) : std::max<std::size_t>(1, learners - 1);
@@ -39,6 +51,8 @@ int main(int argc, char** argv) {
       if (const auto equals = entry.find('='); equals != std::string::npos)
         below.tokens[std::stoull(entry.substr(0, equals))] = entry.substr(equals + 1);
   }
+  if (!flags["tls-cert"].empty())
+    below.tls = flotilla::tcp::make_server_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]}, !flags["tls-ca"].empty());
   std::optional<flotilla::tcp::server_transport<example::model::parameters_type>> listening;
   try {
     listening.emplace(below);
@@ -46,8 +60,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 2;
   }
-  std::printf("edge %llu listening on 127.0.0.1:%u for %zu learners\n", static_cast<unsigned long long>(id),
-              listening->port(), learners);
+  std::printf("edge %llu listening on 127.0.0.1:%u%s for %zu learners\n", static_cast<unsigned long long>(id),
+              listening->port(), below.tls ? " (TLS)" : "", learners);
   std::fflush(stdout);
 
   flotilla::edge_aggregator edge(id, *listening, example::make_model().parameters(),
@@ -60,9 +74,13 @@ int main(int argc, char** argv) {
     std::printf("edge %llu ", static_cast<unsigned long long>(id));
     example::print_round(r);
   });
-  flotilla::tcp::learner_client client(edge, {.host = flags["parent-host"],
-                                              .port = static_cast<std::uint16_t>(std::stoul(flags["parent-port"])),
-                                              .token = example::read_secret(flags["token-file"], "FLOTILLA_TOKEN")});
+  flotilla::tcp::client_options above{.host = flags["parent-host"],
+                                     .port = static_cast<std::uint16_t>(std::stoul(flags["parent-port"])),
+                                     .token = example::read_secret(flags["token-file"], "FLOTILLA_TOKEN"),
+                                     .tls_server_name = flags["parent-name"]};
+  if (!flags["parent-tls-ca"].empty())
+    above.tls = flotilla::tcp::make_learner_tls({flags["parent-tls-cert"], flags["parent-tls-key"], flags["parent-tls-ca"]});
+  flotilla::tcp::learner_client client(edge, above);
   const auto exit = client.run();
   listening->say_goodbye();
   if (!flags["history-csv"].empty()) std::ofstream(flags["history-csv"]) << flotilla::to_csv(edge.history());
