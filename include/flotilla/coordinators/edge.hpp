@@ -57,8 +57,9 @@ struct edge_options {
 /// examples of the last one that aggregated, its learners' fit metrics, "edge.rounds",
 /// "edge.learners" (who were aggregated) and "edge.rejections" (failures and rejected replies
 /// in those rounds), and as its payload a subtree_record of who, what was rejected and the
-/// edges below, which the parent's round keeps in round_record::edges. A task none of whose inner rounds aggregated fails with the last round's
-/// note, so the parent records why. The edge's own history keeps every inner round.
+/// edges below, which the parent's round keeps in round_record::edges. A task none of whose
+/// inner rounds aggregated fails with the last round's note, so the parent records why. The
+/// edge's own history keeps every inner round.
 template <class T, class Rule = weighted_mean<typename T::parameters_type>>
 class edge_aggregator {
  public:
@@ -105,11 +106,10 @@ class edge_aggregator {
     coordinator_.set_global(*work.parameters);
     *parent_settings_ = work.config.values;
     const auto first = coordinator_.history().rounds.size();
-    const round_record* aggregated = nullptr;
+    std::optional<std::size_t> aggregated;  // an index: the history grows while the rounds run
     for (std::size_t round = 0; round < options_.rounds_per_fit; ++round) {
       if (options_.stop && (*options_.stop)(coordinator_.history())) break;
-      const auto& record = coordinator_.run_round();
-      if (record.status == round_status::aggregated) aggregated = &record;
+      if (coordinator_.run_round().status == round_status::aggregated) aggregated = coordinator_.history().rounds.size() - 1;
     }
     const auto& rounds = coordinator_.history().rounds;
     if (!aggregated)
@@ -124,7 +124,8 @@ class edge_aggregator {
     std::ranges::sort(tree.learners);
     tree.learners.erase(std::unique(tree.learners.begin(), tree.learners.end()), tree.learners.end());
     reply<parameters_type> answer{.learner = id_, .kind = work.kind, .round = work.round,
-                                  .result = {.examples = aggregated->examples, .metrics = aggregated->fit_metrics},
+                                  .result = {.examples = rounds[*aggregated].examples,
+                                             .metrics = rounds[*aggregated].fit_metrics},
                                   .parameters = coordinator_.global()};
     answer.result.metrics["edge.rounds"] = double(rounds.size() - first);
     answer.result.metrics["edge.learners"] = double(tree.learners.size());
