@@ -162,13 +162,7 @@ class buffered_coordinator {
   /// recorded. Learners still training then are not waited for; their replies are dropped.
   const flotilla::history& run(const stopping_rule& stop) {
     if (!started_) started_ = deadline_clock::now();
-    for (;;) {
-      if (auto reason = stop(history_)) {
-        history_.stop_reason = *reason;
-        return history_;
-      }
-      update();
-    }
+    return run_until(stop, history_, [this] { update(); });
   }
 
   /// Gathers one buffer of replies and applies it; returns its record.

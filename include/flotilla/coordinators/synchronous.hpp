@@ -118,13 +118,7 @@ class coordinator {
   /// Runs rounds until `stop` fires; its reason is recorded in the history.
   const flotilla::history& run(const stopping_rule& stop) {
     if (!started_) started_ = deadline_clock::now();
-    for (;;) {
-      if (auto reason = stop(history_)) {
-        history_.stop_reason = *reason;
-        return history_;
-      }
-      run_round();
-    }
+    return run_until(stop, history_, [this] { run_round(); });
   }
 
   /// Runs one round and returns its record (also appended to the history).

@@ -38,6 +38,19 @@ class stopping_rule {
   check_function check_;
 };
 
+/// Calls `step()` (one round, one update) until `stop` fires on `past`, and records its reason:
+/// the loop every coordinator's run() is.
+template <class Step>
+const history& run_until(const stopping_rule& stop, history& past, Step&& step) {
+  for (;;) {
+    if (auto reason = stop(past)) {
+      past.stop_reason = *reason;
+      return past;
+    }
+    step();
+  }
+}
+
 /// Whether a larger or a smaller value of a metric is better.
 enum class better : std::uint8_t { higher, lower };
 
