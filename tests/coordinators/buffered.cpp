@@ -81,6 +81,16 @@ TEST_CASE("one buffer of every learner at one version, constant weights, rate 1:
   // (1 - 2 * 3 ... ) / 16: (1 + 6 - 16 + 64) / 16 = 3.4375 and (-1 + 15 + 8) / 16 = 1.375.
   CHECK(values_of(buffered.global()) == std::vector<double>{3.4375, 1.375});
   CHECK(values_of(buffered.global()) == values_of(fedavg.global()));
+
+  // Learners that reply with their update: the same, and no version is kept for them.
+  std::vector<flotilla::delta_learner<jumper>> deltas;
+  for (auto& one : four()) deltas.emplace_back(std::move(one));
+  flotilla::in_memory_transport delta_transport(std::move(deltas), 1);
+  flotilla::buffered_coordinator from_deltas(delta_transport, of({0.5, 0.25}),
+                                             {.concurrency = 4, .buffer_size = 4, .staleness_weight = flotilla::staleness::constant,
+                                              .learners_send_deltas = true});
+  from_deltas.update();
+  CHECK(values_of(from_deltas.global()) == values_of(fedavg.global()));
 }
 
 TEST_CASE("a stale reply counts 1 / sqrt(1 + s) of its update, from the version it was trained on") {

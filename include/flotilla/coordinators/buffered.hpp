@@ -87,6 +87,9 @@ struct buffered_options {
   double server_momentum = 0;    ///< in [0, 1); 0: no momentum
   std::function<double(std::uint64_t staleness)> staleness_weight = staleness::inverse_sqrt;
   std::uint64_t max_staleness = 100;  ///< replies staler than this are rejected with the reason
+  /// True when learners reply with their update itself (delta_learner in round/learner.hpp): the
+  /// coordinator then keeps no version of the model for a task that is out.
+  bool learners_send_deltas = false;
   /// A learner that has not replied this long after its task is given up on, and its slot given
   /// to another (a reply after that is rejected).
   std::chrono::duration<double> task_timeout = std::chrono::minutes(10);
@@ -176,7 +179,7 @@ class buffered_coordinator {
  private:
   struct outstanding {
     reply_door<parameters_type> door;
-    std::shared_ptr<const parameters_type> from;  // the version it was trained from
+    std::shared_ptr<const parameters_type> from;  // the version it was trained from (null: replies are deltas)
     deadline_clock::time_point deadline;
   };
 
@@ -198,7 +201,8 @@ class buffered_coordinator {
                                             .values = options_.fit_settings}};
       out_.emplace(learner, outstanding{reply_door<parameters_type>(work, std::span(&learner, 1), reply_parameters::required,
                                                                     options_.max_examples_per_reply),
-                                        global_, deadline_clock::now() + timeout()});
+                                        options_.learners_send_deltas ? nullptr : global_,
+                                        deadline_clock::now() + timeout()});
       transport_.send(work, std::span(&learner, 1));
     }
   }
@@ -235,8 +239,12 @@ class buffered_coordinator {
                             std::to_string(options_.max_staleness) + " (max_staleness)");
     const double weight = options_.staleness_weight(stale) * double(answer.result.examples);
     const auto trained = answer.parameters->values();
-    const auto base = from->values();
-    for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += weight * (double(trained[i]) - double(base[i]));
+    if (from) {
+      const auto base = from->values();
+      for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += weight * (double(trained[i]) - double(base[i]));
+    } else {  // the reply is the update itself
+      for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += weight * double(trained[i]);
+    }
     examples_ += answer.result.examples;
     record.participants.push_back(answer.learner);
     record.examples += answer.result.examples;

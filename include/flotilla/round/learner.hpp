@@ -78,4 +78,30 @@ auto learner<M, Data>::handle(const task<parameters_type>& work) -> reply<parame
   }
 }
 
+/// @brief `L`, replying to fit tasks with its update (its trained parameters less the task's)
+/// instead of its parameters: for a buffered coordinator with `learners_send_deltas`, which then
+/// keeps no older version of the model to subtract. Other tasks pass through.
+template <Learner L>
+class delta_learner {
+ public:
+  using parameters_type = typename L::parameters_type;
+
+  explicit delta_learner(L inner) : inner_(std::move(inner)) {}
+  [[nodiscard]] learner_id id() const { return inner_.id(); }
+  [[nodiscard]] const L& inner() const { return inner_; }
+
+  reply<parameters_type> handle(const task<parameters_type>& work) {
+    auto answer = inner_.handle(work);
+    if (work.kind != task_kind::fit || !answer.parameters || !work.parameters) return answer;
+    auto trained = answer.parameters->values();
+    const auto base = work.parameters->values();
+    if (trained.size() != base.size()) return answer;  // the door names the layout it should have had
+    for (std::size_t i = 0; i < trained.size(); ++i) trained[i] -= base[i];
+    return answer;
+  }
+
+ private:
+  L inner_;
+};
+
 }  // namespace flotilla
