@@ -79,11 +79,17 @@ FLOTILLA_DECL std::string to_json(const history& past) {
     const auto one = [&](const auto& self, const subtree_record& tree) -> std::string {
       std::string out = "{\"edge\":" + std::to_string(tree.edge) + ",\"learners\":" + ids_json(tree.learners) +
                         ",\"rejections\":" + rejections_json(tree.rejections) + ",\"below\":[";
-      for (std::size_t j = 0; j < tree.below.size(); ++j) out += (j ? "," : "") + self(self, tree.below[j]);
+      for (std::size_t j = 0; j < tree.below.size(); ++j) {
+        if (j) out += ",";
+        out += self(self, tree.below[j]);
+      }
       return out + "]}";
     };
     std::string out = "[";
-    for (std::size_t j = 0; j < edges.size(); ++j) out += (j ? "," : "") + one(one, edges[j]);
+    for (std::size_t j = 0; j < edges.size(); ++j) {
+      if (j) out += ",";
+      out += one(one, edges[j]);
+    }
     return out + "]";
   };
   std::string out = "{\"stop_reason\":" + detail::json_string(past.stop_reason) + ",\"rounds\":[";
