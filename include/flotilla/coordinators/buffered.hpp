@@ -97,9 +97,12 @@ struct buffered_options {
   settings fit_settings{};          ///< sent to learners as fit_config::values
   std::int64_t max_examples_per_reply = 1'000'000'000;
   std::map<std::string, metric_reducer> metric_reducers{};
+  /// Rejections recorded one by one per learner and update; the rest are counted in one entry.
+  std::size_t max_rejections_per_learner = 8;
 
   /// @throws configuration_error naming the setting that cannot work.
   void validate() const {
+    if (max_rejections_per_learner < 1) throw configuration_error("max_rejections_per_learner must be at least one");
     if (concurrency == 0) throw configuration_error("concurrency must be at least one learner");
     if (buffer_size == 0) throw configuration_error("buffer_size must be at least one reply");
     if (!(server_learning_rate > 0) || !std::isfinite(server_learning_rate))
@@ -162,7 +165,8 @@ class buffered_coordinator {
   [[nodiscard]] const buffered_state& rule() const { return state_; }
 
   /// Updates the global model until `stop` fires (checked before each update); its reason is
-  /// recorded. Learners still training then are not waited for; their replies are dropped.
+  /// recorded. Learners still training then are not waited for: if the run goes on, their
+  /// replies count then, as staler ones.
   const flotilla::history& run(const stopping_rule& stop) {
     if (!started_) started_ = deadline_clock::now();
     return run_until(stop, history_, [this] { update(); });
@@ -308,7 +312,7 @@ const round_record& buffered_coordinator<T>::update() {
   const auto start = deadline_clock::now();
   round_record record;
   record.round = version_ + 1;
-  rejection_log log(record.rejections, 8);
+  rejection_log log(record.rejections, options_.max_rejections_per_learner);
   std::map<std::string, std::vector<metric_sample>> samples;
   std::vector<std::uint64_t> stalenesses;
   while (stalenesses.size() < options_.buffer_size) {

@@ -139,13 +139,7 @@ FLOTILLA_DECL void write_history(wire_writer& out, const history& past) {
     write_ids(out, r.selected);
     write_ids(out, r.participants);
     write_ids(out, r.evaluated);
-    out.write(static_cast<std::uint64_t>(r.rejections.size()));
-    for (const auto& rejected : r.rejections) {
-      out.write(rejected.learner);
-      out.write(static_cast<std::uint8_t>(rejected.kind));
-      out.write(rejected.round);
-      out.write_string(rejected.reason);
-    }
+    write_rejections(out, r.rejections);
     out.write(r.examples);
     write_map(out, r.fit_metrics);
     write_map(out, r.federated_metrics);
@@ -169,13 +163,7 @@ FLOTILLA_DECL history read_history(wire_reader& in) {
     r.selected = read_ids(in);
     r.participants = read_ids(in);
     r.evaluated = read_ids(in);
-    r.rejections.resize(in.read_count(in.limits().max_entries, 8 + 1 + 8 + 4, "rejection count"));
-    for (auto& rejected : r.rejections) {
-      rejected.learner = in.read<learner_id>("learner id");
-      rejected.kind = read_kind(in);
-      rejected.round = in.read<std::uint64_t>("round");
-      rejected.reason = in.read_string("reason");
-    }
+    r.rejections = read_rejections(in, in.limits().max_entries);
     r.examples = in.read<std::int64_t>("examples");
     r.fit_metrics = read_map(in, "fit metric count");
     r.federated_metrics = read_map(in, "federated metric count");

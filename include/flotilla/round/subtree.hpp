@@ -20,17 +20,32 @@ namespace flotilla {
 inline constexpr std::size_t max_subtree_depth = 16;
 
 namespace detail {
-inline void write_subtree(wire_writer& out, const subtree_record& tree) {
-  out.write(tree.edge);
-  out.write(static_cast<std::uint64_t>(tree.learners.size()));
-  for (const auto id : tree.learners) out.write(id);
-  out.write(static_cast<std::uint64_t>(tree.rejections.size()));
-  for (const auto& rejected : tree.rejections) {
+// A list of rejections, as checkpoints' histories and edge reports both hold them.
+inline void write_rejections(wire_writer& out, const std::vector<rejection>& rejections) {
+  out.write(static_cast<std::uint64_t>(rejections.size()));
+  for (const auto& rejected : rejections) {
     out.write(rejected.learner);
     out.write(static_cast<std::uint8_t>(rejected.kind));
     out.write(rejected.round);
     out.write_string(rejected.reason);
   }
+}
+inline std::vector<rejection> read_rejections(wire_reader& in, std::uint64_t most) {
+  std::vector<rejection> rejections(in.read_count(most, 8 + 1 + 8 + 4, "rejection count"));
+  for (auto& rejected : rejections) {
+    rejected.learner = in.read<learner_id>("learner id");
+    rejected.kind = read_kind(in);
+    rejected.round = in.read<std::uint64_t>("round");
+    rejected.reason = in.read_string("reason");
+  }
+  return rejections;
+}
+
+inline void write_subtree(wire_writer& out, const subtree_record& tree) {
+  out.write(tree.edge);
+  out.write(static_cast<std::uint64_t>(tree.learners.size()));
+  for (const auto id : tree.learners) out.write(id);
+  write_rejections(out, tree.rejections);
   out.write(static_cast<std::uint64_t>(tree.below.size()));
   for (const auto& child : tree.below) write_subtree(out, child);
 }
@@ -43,13 +58,7 @@ inline subtree_record read_subtree(wire_reader& in, std::size_t depth) {
   tree.edge = in.read<learner_id>("edge id");
   tree.learners.resize(in.read_count(most, sizeof(learner_id), "learner count"));
   for (auto& id : tree.learners) id = in.read<learner_id>("learner id");
-  tree.rejections.resize(in.read_count(most, 8 + 1 + 8 + 4, "rejection count"));
-  for (auto& rejected : tree.rejections) {
-    rejected.learner = in.read<learner_id>("learner id");
-    rejected.kind = read_kind(in);
-    rejected.round = in.read<std::uint64_t>("round");
-    rejected.reason = in.read_string("reason");
-  }
+  tree.rejections = read_rejections(in, most);
   tree.below.resize(in.read_count(most, 8 + 3 * 8, "edge count"));
   for (auto& child : tree.below) child = read_subtree(in, depth + 1);
   return tree;
