@@ -1,0 +1,66 @@
+#pragma once
+// 16-bit float formats for updates on the wire: IEEE 754 binary16 (float16: 5 exponent bits,
+// 10 fraction bits) and bfloat16 (float32's 8 exponent bits, 7 fraction bits). Conversions from
+// float round to nearest, ties to even, as the hardware does; infinities and NaNs are kept (a
+// NaN stays a NaN), a float16 overflow becomes an infinity, and values below float16's smallest
+// subnormal round to a signed zero. Written with integer operations only, so every platform
+// gives the same bits.
+
+#include <bit>
+#include <cstdint>
+
+namespace flotilla::compression {
+
+/// The binary16 nearest `value`, ties to even.
+[[nodiscard]] constexpr std::uint16_t to_float16(float value) {
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
+  const std::uint32_t exponent = (bits >> 23) & 0xFFu;
+  std::uint32_t fraction = bits & 0x7FFFFFu;
+  if (exponent == 0xFF)  // infinity, or NaN made quiet so no payload bits can make it infinity
+    return static_cast<std::uint16_t>(sign | 0x7C00u | (fraction != 0 ? 0x200u | (fraction >> 13) : 0u));
+  const int rebased = int(exponent) - 127 + 15;
+  if (rebased >= 0x1F) return static_cast<std::uint16_t>(sign | 0x7C00u);  // beyond the largest: infinity
+  if (rebased <= 0) {  // a float16 subnormal, or zero
+    if (rebased < -10) return sign;  // below half the smallest subnormal
+    fraction |= 0x800000u;           // the implicit leading one
+    const auto shift = static_cast<std::uint32_t>(14 - rebased);  // 14 to 24
+    const std::uint32_t kept = fraction >> shift, rest = fraction & ((1u << shift) - 1), half = 1u << (shift - 1);
+    const std::uint32_t rounded = kept + ((rest > half || (rest == half && (kept & 1u))) ? 1u : 0u);
+    return static_cast<std::uint16_t>(sign | rounded);  // a carry makes it the smallest normal, rightly
+  }
+  const std::uint32_t kept = (std::uint32_t(rebased) << 10) | (fraction >> 13), rest = fraction & 0x1FFFu;
+  // A carry out of the fraction raises the exponent, up to infinity: both are the right result.
+  const std::uint32_t rounded = kept + ((rest > 0x1000u || (rest == 0x1000u && (kept & 1u))) ? 1u : 0u);
+  return static_cast<std::uint16_t>(sign | rounded);
+}
+
+/// The float a binary16 stands for (exact: every binary16 is a float).
+[[nodiscard]] constexpr float from_float16(std::uint16_t half) {
+  const std::uint32_t sign = std::uint32_t(half & 0x8000u) << 16;
+  const std::uint32_t exponent = (half >> 10) & 0x1Fu;
+  std::uint32_t fraction = half & 0x3FFu;
+  if (exponent == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (fraction << 13));
+  if (exponent != 0) return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (fraction << 13));
+  if (fraction == 0) return std::bit_cast<float>(sign);
+  int shift = 0;  // a subnormal: normalize it
+  while ((fraction & 0x400u) == 0) {
+    fraction <<= 1;
+    ++shift;
+  }
+  return std::bit_cast<float>(sign | (std::uint32_t(1 - 15 + 127 - shift) << 23) | ((fraction & 0x3FFu) << 13));
+}
+
+/// The bfloat16 nearest `value`, ties to even.
+[[nodiscard]] constexpr std::uint16_t to_bfloat16(float value) {
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  if ((bits & 0x7F800000u) == 0x7F800000u && (bits & 0x7FFFFFu) != 0)  // NaN: keep it one, quietly
+    return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
+  const std::uint32_t rounding = 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>((bits + rounding) >> 16);  // overflow rounds to infinity, rightly
+}
+
+/// The float a bfloat16 stands for (exact).
+[[nodiscard]] constexpr float from_bfloat16(std::uint16_t value) { return std::bit_cast<float>(std::uint32_t(value) << 16); }
+
+}  // namespace flotilla::compression
