@@ -1,4 +1,4 @@
-#include <flotilla/algorithms/compression/blockwise.hpp>
+#include <flotilla/compression/blockwise.hpp>
 
 #include <flotilla/random.hpp>
 

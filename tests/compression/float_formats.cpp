@@ -1,4 +1,4 @@
-#include <flotilla/algorithms/compression/float_formats.hpp>
+#include <flotilla/compression/float_formats.hpp>
 
 #include <doctest/doctest.h>
 

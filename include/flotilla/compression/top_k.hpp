@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -89,33 +90,71 @@ class top_k_encoder {
   return out;
 }
 
-/// @brief A sparse update from its payload, for a model of `size` values.
-/// @throws decode_error naming what is wrong: another size, a count beyond the bytes or the
-///   size, indices not ascending or out of range, a value that is not finite, bytes left over.
-[[nodiscard]] inline sparse_update decode_sparse(std::span<const std::uint8_t> bytes, std::uint64_t size) {
-  const auto get = [&](std::size_t at, int width) {
-    std::uint64_t value = 0;
-    for (int byte = 0; byte < width; ++byte) value |= std::uint64_t(bytes[at + std::size_t(byte)]) << (8 * byte);
-    return value;
-  };
-  if (bytes.size() < 16) throw decode_error("a sparse update of " + std::to_string(bytes.size()) + " bytes is truncated");
-  sparse_update out;
-  out.size = get(0, 8);
-  if (out.size != size)
-    throw decode_error("a sparse update for " + std::to_string(out.size) + " values; the model has " + std::to_string(size));
-  const auto count = get(8, 8);
+namespace detail {
+inline std::uint64_t load_le(std::span<const std::uint8_t> bytes, std::size_t at, int width) {
+  std::uint64_t value = 0;
+  for (int byte = 0; byte < width; ++byte) value |= std::uint64_t(bytes[at + std::size_t(byte)]) << (8 * byte);
+  return value;
+}
+}  // namespace detail
+
+/// @brief Why `bytes` cannot be a sparse update of `size` values with at most `max_entries`
+/// entries, or nothing: another size, a count beyond the bytes, the size or the limit, indices
+/// not ascending or out of range, a value that is not finite, bytes left over.
+[[nodiscard]] inline std::optional<std::string> check_sparse(std::span<const std::uint8_t> bytes, std::uint64_t size,
+                                                             std::uint64_t max_entries) {
+  if (bytes.size() < 16) return "a sparse update of " + std::to_string(bytes.size()) + " bytes is truncated";
+  const auto claimed = detail::load_le(bytes, 0, 8);
+  if (claimed != size)
+    return "a sparse update for " + std::to_string(claimed) + " values; the model has " + std::to_string(size);
+  const auto count = detail::load_le(bytes, 8, 8);
   if (count > size || count != (bytes.size() - 16) / 8 || (bytes.size() - 16) % 8 != 0)
-    throw decode_error("a sparse update claims " + std::to_string(count) + " entries in " + std::to_string(bytes.size()) +
-                       " bytes for " + std::to_string(size) + " values");
+    return "a sparse update claims " + std::to_string(count) + " entries in " + std::to_string(bytes.size()) +
+           " bytes for " + std::to_string(size) + " values";
+  if (count > max_entries)
+    return "a sparse update of " + std::to_string(count) + " entries; the round's codec sends at most " +
+           std::to_string(max_entries);
+  std::uint64_t previous = 0;
+  for (std::size_t j = 0; j < count; ++j) {
+    const auto index = detail::load_le(bytes, 16 + 4 * j, 4);
+    if (index >= size || (j > 0 && index <= previous))
+      return "sparse entry " + std::to_string(j) + " has index " + std::to_string(index) +
+             "; indices ascend and stay below " + std::to_string(size);
+    previous = index;
+    if (!std::isfinite(std::bit_cast<float>(std::uint32_t(detail::load_le(bytes, 16 + 4 * count + 4 * j, 4)))))
+      return "sparse entry " + std::to_string(j) + " is not finite";
+  }
+  return std::nullopt;
+}
+
+/// @brief Adds `weight` times the entries of a checked sparse payload that fall in `begin` to
+/// `begin + out.size()` to `out`; a binary search finds the first, so a fold may go slice by slice.
+inline void add_sparse(std::span<const std::uint8_t> bytes, std::size_t begin, std::span<float> out, float weight) {
+  const std::size_t count = detail::load_le(bytes, 8, 8);
+  const auto index = [&](std::size_t j) { return std::size_t(detail::load_le(bytes, 16 + 4 * j, 4)); };
+  std::size_t low = 0, high = count;  // the first entry at or after begin
+  while (low < high) {
+    const std::size_t middle = low + (high - low) / 2;
+    if (index(middle) < begin) low = middle + 1;
+    else high = middle;
+  }
+  const std::size_t end = begin + out.size();
+  for (std::size_t j = low; j < count && index(j) < end; ++j)
+    out[index(j) - begin] += weight * std::bit_cast<float>(std::uint32_t(detail::load_le(bytes, 16 + 4 * count + 4 * j, 4)));
+}
+
+/// @brief A sparse update from its payload, for a model of `size` values.
+/// @throws decode_error with check_sparse's reason.
+[[nodiscard]] inline sparse_update decode_sparse(std::span<const std::uint8_t> bytes, std::uint64_t size) {
+  if (auto problem = check_sparse(bytes, size, size)) throw decode_error(*problem);
+  sparse_update out;
+  out.size = size;
+  const std::size_t count = detail::load_le(bytes, 8, 8);
   out.indices.resize(count);
   out.values.resize(count);
   for (std::size_t j = 0; j < count; ++j) {
-    out.indices[j] = std::uint32_t(get(16 + 4 * j, 4));
-    out.values[j] = std::bit_cast<float>(std::uint32_t(get(16 + 4 * count + 4 * j, 4)));
-    if (out.indices[j] >= size || (j > 0 && out.indices[j] <= out.indices[j - 1]))
-      throw decode_error("sparse entry " + std::to_string(j) + " has index " + std::to_string(out.indices[j]) +
-                         "; indices ascend and stay below " + std::to_string(size));
-    if (!std::isfinite(out.values[j])) throw decode_error("sparse entry " + std::to_string(j) + " is not finite");
+    out.indices[j] = std::uint32_t(detail::load_le(bytes, 16 + 4 * j, 4));
+    out.values[j] = std::bit_cast<float>(std::uint32_t(detail::load_le(bytes, 16 + 4 * count + 4 * j, 4)));
   }
   return out;
 }

@@ -1,4 +1,4 @@
-#include <flotilla/algorithms/compression/top_k.hpp>
+#include <flotilla/compression/top_k.hpp>
 
 #include <doctest/doctest.h>
 
