@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "flotilla/compression/codec.hpp"
 #include "flotilla/fwd.hpp"
 
 namespace flotilla {
@@ -21,6 +22,13 @@ struct task {
   /// What a round with stages of its own tells this learner beside the parameters (secure
   /// aggregation's keys and shares); empty for fit and evaluate. Opaque to transports.
   std::vector<std::uint8_t> payload{};
+  /// How the learner should code its fit reply (coordinator_options::compression); none asks
+  /// for its parameters as they are. A learner that cannot may still send them so.
+  compression::codec_spec reply_codec{};
+  /// The parameters as they travel when the round codes them (compression.to_learners):
+  /// `parameters` then holds these values decoded, so a learner in memory trains from exactly
+  /// what a remote one receives. Null: the parameters travel as they are.
+  std::shared_ptr<const compression::coded_values> coded_parameters{};
 };
 
 /// A learner's answer to a task. `parameters` holds the trained parameters for a fit task and
@@ -35,6 +43,9 @@ struct reply {
   /// What a stage of a multi-stage round answers beside metrics (a masked update, keys);
   /// empty for fit and evaluate.
   std::vector<std::uint8_t> payload{};
+  /// A fit reply in the codec its task named (task::reply_codec): the learner's change to the
+  /// task's parameters, in place of `parameters`, decoded only as it is folded in.
+  std::optional<compression::coded_values> coded_update{};
 };
 
 /// A task that produced no reply: the learner threw, was unreachable, or was busy.

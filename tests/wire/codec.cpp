@@ -68,7 +68,7 @@ TEST_CASE("a wrong magic number or format version is named") {
   auto wrong_version = bytes;
   poke<std::uint16_t>(wrong_version, version_at, 7);
   CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(wrong_version),
-                       "message has format version 7; this build reads version 4", decode_error);
+                       "message has format version 7; this build reads version 5", decode_error);
   auto wrong_magic = bytes;
   poke<std::uint32_t>(wrong_magic, 1, 0xDEADBEEF);
   CHECK_THROWS_WITH_AS((void)flotilla::decode<flotilla::parameters<float>>(wrong_magic),

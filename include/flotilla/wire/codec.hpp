@@ -24,9 +24,11 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
+#include "flotilla/compression/codec.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/concepts/wire_codable.hpp"
 #include "flotilla/detail/aligned_allocator.hpp"
@@ -42,8 +44,10 @@ namespace flotilla {
 /// Version 2 (Flotilla 0.3) opened task kinds to user-defined stages and moved the checkpoint
 /// format to the persistence layer. Version 3 (Flotilla 0.4) carries settings as numbers,
 /// integers or text. Version 4 (Flotilla 0.6) gives tasks and replies a byte payload for the
-/// stages of multi-stage rounds (secure aggregation).
-inline constexpr std::uint16_t wire_format_version = 4;
+/// stages of multi-stage rounds (secure aggregation). Version 5 (Flotilla 0.8) names the codec a
+/// fit reply should use in every task and lets parameters and updates travel coded
+/// (compression/codec.hpp).
+inline constexpr std::uint16_t wire_format_version = 5;
 /// "FLTL" as a little-endian 32-bit number: the first bytes of every encoded buffer.
 inline constexpr std::uint32_t wire_magic = 0x4C544C46;
 
@@ -90,6 +94,14 @@ class wire_writer {
   // its wire form. The stream buffer has no put area: bytes_.size() is always the write offset.
   template <std::floating_point S>
   void write_block(std::span<const S> scalars) {
+    if (omitted_) {  // the values travel coded, elsewhere in the message
+      if (scalars.size() != *omitted_)
+        throw usage_error("a coded block of " + std::to_string(*omitted_) + " values stands for a block of " +
+                          std::to_string(scalars.size()) + ": a parameter codec that writes its values in several "
+                          "blocks cannot travel coded");
+      omitted_.reset();
+      return;
+    }
     if (external_ && scalars.size_bytes() >= external_threshold)
       external_->push_back({bytes_.size(), std::as_bytes(scalars)});
     else
@@ -99,10 +111,14 @@ class wire_writer {
     write(static_cast<std::uint32_t>(text.size()));
     write_bytes(text.data(), text.size());
   }
+  /// The next block, of `values` scalars, is left out: its values were written coded before it
+  /// (see wire_reader::supply_block).
+  void omit_block(std::uint64_t values) { omitted_ = values; }
 
  private:
   byte_buffer& bytes_;
   std::vector<external_block>* external_;
+  std::optional<std::uint64_t> omitted_;
   detail::vector_output_buffer<byte_buffer> buffer_;
   std::ostream stream_;
   cereal::PortableBinaryOutputArchive archive_;
@@ -133,8 +149,8 @@ class wire_reader {
         archive_(guarded_archive(stream_, not_arrived_)) {}
 
   [[nodiscard]] const decode_limits& limits() const { return limits_; }
-  /// Bytes of the message not read yet, arrived or not.
-  [[nodiscard]] std::uint64_t remaining() const { return buffer_.remaining() + not_arrived_; }
+  /// Bytes of the message not read yet, arrived or not (a supplied block counts as its float32 bytes).
+  [[nodiscard]] std::uint64_t remaining() const { return buffer_.remaining() + not_arrived_ + supplied_bytes_; }
 
   template <class T>
     requires std::is_arithmetic_v<T>
@@ -175,6 +191,7 @@ class wire_reader {
 
   template <std::floating_point S>
   void read_block(std::span<S> scalars, const char* what) {
+    if (supplied_) return read_supplied(scalars, what);
     require(scalars.size_bytes(), what);
     archive_(cereal::binary_data(scalars.data(), scalars.size_bytes()));
   }
@@ -185,6 +202,7 @@ class wire_reader {
   /// may live inline or on the heap.
   template <std::floating_point S>
   void read_final_block(std::span<S> scalars, const char* what) {
+    if (supplied_) return read_supplied(scalars, what);
     const auto arrived = buffer_.remaining();
     if (scalars.size_bytes() <= arrived || not_arrived_ == 0 || scalars.size_bytes() != remaining() || !native_order_)
       return read_block(scalars, what);
@@ -192,6 +210,13 @@ class wire_reader {
     archive_(cereal::binary_data(destination.data(), arrived));  // bytes, so never reordered
     deferred_ = destination.subspan(arrived);
     not_arrived_ = 0;
+  }
+
+  /// The next block's values come from `coded` (read earlier in the message, and kept alive by
+  /// the caller until the block is read): they are checked, then decoded into place.
+  void supply_block(const compression::coded_values& coded) {
+    supplied_ = &coded;
+    supplied_bytes_ = 4 * coded.count;
   }
 
   /// The bytes of the final block that had not arrived (empty unless it was left unfinished).
@@ -204,10 +229,25 @@ class wire_reader {
   }
 
  private:
+  template <std::floating_point S>
+  void read_supplied(std::span<S> scalars, const char* what) {
+    const auto& coded = *std::exchange(supplied_, nullptr);
+    supplied_bytes_ = 0;
+    if constexpr (!std::is_same_v<S, float>) {
+      throw decode_error(std::string(what) + ": coded values decode to 32-bit floats; these parameters hold " +
+                         std::to_string(8 * sizeof(S)) + "-bit scalars");
+    } else {
+      if (auto problem = compression::check(coded, coded.spec, scalars.size()))
+        throw decode_error(std::string(what) + ": " + *problem);
+      compression::decode(coded, scalars);
+    }
+  }
+
   void require(std::size_t bytes, const char* what) const {
-    if (bytes > remaining())
+    const auto left = buffer_.remaining() + not_arrived_;  // real bytes: a supplied block's are not
+    if (bytes > left)
       throw decode_error("truncated input: " + std::string(what) + " needs " + detail::grouped(bytes) +
-                         " bytes but only " + detail::grouped(remaining()) + " remain");
+                         " bytes but only " + detail::grouped(left) + " remain");
     if (bytes > buffer_.remaining()) throw detail::incomplete_input{};
   }
   // The portable archive reads its endianness byte on construction; an empty input fails there.
@@ -223,6 +263,8 @@ class wire_reader {
   std::uint64_t not_arrived_ = 0;
   bool native_order_ = false;  // blocks arrive in this machine's byte order, so may land in place
   std::span<std::byte> deferred_;
+  const compression::coded_values* supplied_ = nullptr;
+  std::uint64_t supplied_bytes_ = 0;
   detail::span_input_buffer buffer_;
   std::istream stream_;
   cereal::PortableBinaryInputArchive archive_;

@@ -33,6 +33,35 @@ inline std::vector<std::uint8_t> read_payload(wire_reader& in) {
   return payload;
 }
 
+// Coded values: the codec's name (so a side that does not know it says which), the count of
+// values, then the bytes, bounded by the codec's size for that count and by what is left.
+inline void write_coded(wire_writer& out, const compression::coded_values& coded) {
+  out.write_string(coded.spec.name());
+  out.write(coded.count);
+  write_payload(out, coded.bytes);
+}
+inline compression::coded_values read_coded(wire_reader& in) {
+  compression::coded_values coded;
+  const auto name = in.read_string("codec name");
+  try {
+    coded.spec = compression::parse_codec(name);
+  } catch (const configuration_error& error) {
+    throw decode_error(error.what());
+  }
+  if (coded.spec.kind == compression::codec::none) throw decode_error("coded values name the codec none");
+  coded.count = in.read<std::uint64_t>("coded value count");
+  if (coded.count > in.limits().max_scalars)
+    throw decode_error("coded values hold " + detail::grouped(coded.count) + " values; the limit is " +
+                       detail::grouped(in.limits().max_scalars));
+  const auto size = in.read_count(std::min(in.limits().max_payload, coded.spec.max_bytes(coded.count)), 1, "coded byte count");
+  coded.bytes.resize(static_cast<std::size_t>(size));
+  in.read_bytes(coded.bytes.data(), coded.bytes.size(), "coded values");
+  return coded;
+}
+
+// What follows a message's payload: nothing (0), parameters (1), or coded values (2).
+enum class parameters_form : std::uint8_t { none = 0, plain = 1, coded = 2 };
+
 // The bodies of tasks and replies, shared by the contiguous and the gathered encodings and by
 // the whole and the streaming decoders. Parameters come last, so their scalars end the message.
 
@@ -44,7 +73,13 @@ void write_body(wire_writer& out, const task<P>& work) {
   out.write(work.config.seed);
   write_settings(out, work.config.values);
   write_payload(out, work.payload);
-  out.write(static_cast<std::uint8_t>(work.parameters ? 1 : 0));
+  out.write_string(work.reply_codec.name());
+  const bool coded = work.parameters && work.coded_parameters;
+  out.write(static_cast<std::uint8_t>(coded ? parameters_form::coded : work.parameters ? parameters_form::plain : parameters_form::none));
+  if (coded) {  // the coded values, then the parameters' codec with its block left out
+    write_coded(out, *work.coded_parameters);
+    out.omit_block(work.coded_parameters->count);
+  }
   if (work.parameters) wire_codec<P>::write(out, *work.parameters);
 }
 
@@ -57,8 +92,20 @@ task<P> read_task_body(wire_reader& in) {
   work.config.seed = in.read<std::uint64_t>("config seed");
   work.config.values = read_settings(in, "setting count");
   work.payload = read_payload(in);
+  try {  // a codec this side does not know is refused by its name
+    work.reply_codec = compression::parse_codec(in.read_string("reply codec"));
+  } catch (const configuration_error& error) {
+    throw decode_error(std::string("the task asks for replies in ") + error.what());
+  }
+  const auto form = in.read<std::uint8_t>("parameters form");
+  if (form > std::uint8_t(parameters_form::coded)) throw decode_error("parameters form " + std::to_string(form) + " is unknown");
+  if (form == std::uint8_t(parameters_form::coded)) {
+    auto coded = std::make_shared<compression::coded_values>(read_coded(in));
+    in.supply_block(*coded);
+    work.coded_parameters = std::move(coded);
+  }
   // Made non-const: a streaming decode fills their final values in place (started_decode).
-  if (in.read<std::uint8_t>("parameters flag") != 0) work.parameters = std::make_shared<P>(wire_codec<P>::read(in));
+  if (form != std::uint8_t(parameters_form::none)) work.parameters = std::make_shared<P>(wire_codec<P>::read(in));
   return work;
 }
 
@@ -70,8 +117,10 @@ void write_body(wire_writer& out, const reply<P>& answer) {
   out.write(answer.result.examples);
   write_map(out, answer.result.metrics);
   write_payload(out, answer.payload);
-  out.write(static_cast<std::uint8_t>(answer.parameters ? 1 : 0));
-  if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
+  const auto form = answer.coded_update ? parameters_form::coded : answer.parameters ? parameters_form::plain : parameters_form::none;
+  out.write(static_cast<std::uint8_t>(form));
+  if (answer.coded_update) write_coded(out, *answer.coded_update);
+  else if (answer.parameters) wire_codec<P>::write(out, *answer.parameters);
 }
 
 template <WireCodable P>
@@ -83,7 +132,10 @@ reply<P> read_reply_body(wire_reader& in) {
   answer.result.examples = in.read<std::int64_t>("example count");
   answer.result.metrics = read_map(in, "metric count");
   answer.payload = read_payload(in);
-  if (in.read<std::uint8_t>("parameters flag") != 0) answer.parameters = wire_codec<P>::read(in);
+  const auto form = in.read<std::uint8_t>("parameters form");
+  if (form == std::uint8_t(parameters_form::plain)) answer.parameters = wire_codec<P>::read(in);
+  else if (form == std::uint8_t(parameters_form::coded)) answer.coded_update = read_coded(in);
+  else if (form != std::uint8_t(parameters_form::none)) throw decode_error("parameters form " + std::to_string(form) + " is unknown");
   return answer;
 }
 
@@ -93,12 +145,14 @@ template <WireCodable P>
 constexpr wire_content content_of(const reply<P>&) { return wire_content::reply; }
 
 template <WireCodable P>
-std::size_t payload_bytes(const std::shared_ptr<const P>& params) {
-  return params ? params->values().size_bytes() : 0;
+std::size_t payload_bytes(const task<P>& work) {
+  if (work.coded_parameters) return work.coded_parameters->bytes.size();
+  return work.parameters ? work.parameters->values().size_bytes() : 0;
 }
 template <WireCodable P>
-std::size_t payload_bytes(const std::optional<P>& params) {
-  return params ? params->values().size_bytes() : 0;
+std::size_t payload_bytes(const reply<P>& answer) {
+  if (answer.coded_update) return answer.coded_update->bytes.size();
+  return answer.parameters ? answer.parameters->values().size_bytes() : 0;
 }
 
 }  // namespace detail
@@ -106,7 +160,7 @@ std::size_t payload_bytes(const std::optional<P>& params) {
 /// Encodes a task once; the same bytes serve every recipient.
 template <WireCodable P>
 [[nodiscard]] byte_buffer encode(const task<P>& work) {
-  return detail::encode_message(wire_content::task, detail::payload_bytes(work.parameters),
+  return detail::encode_message(wire_content::task, detail::payload_bytes(work),
                                 [&](wire_writer& out) { detail::write_body(out, work); });
 }
 
@@ -118,7 +172,7 @@ template <WireCodable P>
 
 template <WireCodable P>
 [[nodiscard]] byte_buffer encode(const reply<P>& answer) {
-  return detail::encode_message(wire_content::reply, detail::payload_bytes(answer.parameters),
+  return detail::encode_message(wire_content::reply, detail::payload_bytes(answer),
                                 [&](wire_writer& out) { detail::write_body(out, answer); });
 }
 
