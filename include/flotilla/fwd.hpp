@@ -116,6 +116,11 @@ struct failure;
 template <class P>
 using message = std::variant<reply<P>, failure>;
 
+// Values in a codec's form, defined in compression/codec.hpp; named here so contracts can mention them.
+namespace compression {
+struct coded_values;
+}
+
 // The wire codec's parts, defined in wire/codec.hpp; named here so contracts can mention them.
 class wire_writer;
 class wire_reader;

@@ -3,7 +3,7 @@
 # Layers, lowest first; a header may include its own layer and those below it:
 #   0 vocabulary and helpers   fwd.hpp errors.hpp version.hpp detail/
 #   1 contracts                concepts/ (which may include only concepts/ and fwd.hpp)
-#   2 values                   parameters.hpp arithmetic.hpp random.hpp messages.hpp
+#   2 values                   parameters.hpp arithmetic.hpp random.hpp messages.hpp compression/
 #   3 wire format              wire/
 #   4 aggregation rules        aggregators/
 #   5 algorithms               algorithms/ (learner sides never include server sides)
@@ -23,7 +23,7 @@ function(flotilla_layer path out)
     set(layer 0)
   elseif(path MATCHES "^flotilla/concepts/")
     set(layer 1)
-  elseif(path MATCHES "^flotilla/(parameters|arithmetic|random|messages)\\.hpp$")
+  elseif(path MATCHES "^flotilla/(parameters|arithmetic|random|messages)\\.hpp$" OR path MATCHES "^flotilla/compression/")
     set(layer 2)
   elseif(path MATCHES "^flotilla/wire/")
     set(layer 3)

@@ -3,6 +3,7 @@
 // 2017) and the plain unweighted mean. Both stream: memory is one accumulator the size of the
 // model, whatever the number of learners.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -12,11 +13,29 @@
 #include <vector>
 
 #include "flotilla/arithmetic.hpp"
+#include "flotilla/compression/codec.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
 #include "flotilla/detail/parallel.hpp"
 
 namespace flotilla {
+
+namespace detail {
+// fold_weighted's pass with some updates coded: per slice of the sum, each update's base is
+// folded in and its change decoded straight into the same slice.
+inline void fold_coded(float* out, std::span<const float* const> sources,
+                       std::span<const compression::coded_values* const> deltas, std::span<const float> weights,
+                       bool overwrite, std::size_t begin, std::size_t end) {
+  constexpr std::size_t block = 32768;
+  for (std::size_t first = begin; first < end; first += block) {
+    const std::size_t last = std::min(end, first + block);
+    for (std::size_t u = 0; u < sources.size(); ++u) {
+      fold_weighted<float>(out, sources.subspan(u, 1), weights.subspan(u, 1), u == 0 && overwrite, first, last);
+      if (deltas[u]) compression::add_decoded(*deltas[u], first, std::span(out + first, last - first), weights[u]);
+    }
+  }
+}
+}  // namespace detail
 
 /// Weight of an update in `weighted_mean`: the examples it trained on.
 struct by_examples {
@@ -58,22 +77,39 @@ class basic_mean {
 
   /// Folds the updates in order in one pass: the same sums as accepting them one by one.
   void accept_batch(std::span<const weighted_update<P>> updates) {
+    std::vector<coded_update<P>> plain;
+    plain.reserve(updates.size());
+    for (const auto& update : updates) plain.push_back({update.parameters, nullptr, update.examples});
+    accept_coded(plain);
+  }
+
+  /// The same, for updates of which some arrive coded: each coded update's base is folded like a
+  /// plain update and its change decoded into the sum a slice at a time, never expanded whole.
+  void accept_coded(std::span<const coded_update<P>> updates) {
     if (!sum_) throw usage_error("accept() before start(): the rule has no layout yet");
     if (updates.empty()) return;
     std::vector<const scalar_type*> sources;
+    std::vector<const compression::coded_values*> deltas;
     std::vector<scalar_type> weights;
     double batch_weight = 0;  // added to the total only once the whole batch is folded
     for (const auto& update : updates) {
       require_same_layout(*update.parameters, *sum_);
+      if (update.delta && (!std::is_same_v<scalar_type, float> || update.delta->count != sum_->values().size()))
+        throw layout_error("a coded update of " + std::to_string(update.delta->count) + " values for parameters of " +
+                           std::to_string(sum_->values().size()) + " " + std::to_string(8 * sizeof(scalar_type)) +
+                           "-bit scalars (coded values are float32)");
       sources.push_back(update.parameters->values().data());
+      deltas.push_back(update.delta);
       const double weight = Weighting::weight(update.examples);
       weights.push_back(static_cast<scalar_type>(weight));
       batch_weight += weight;
     }
     scalar_type* out = sum_->values().data();
     const bool first = accepted_ == 0;
+    const bool coded = std::ranges::any_of(deltas, [](const auto* delta) { return delta != nullptr; });
     detail::for_each_piece(sum_->values().size(), threads_, [&](std::size_t begin, std::size_t end) {
-      detail::fold_weighted<scalar_type>(out, sources, weights, first, begin, end);
+      if (!coded) return detail::fold_weighted<scalar_type>(out, sources, weights, first, begin, end);
+      if constexpr (std::is_same_v<scalar_type, float>) detail::fold_coded(out, sources, deltas, weights, first, begin, end);
     });
     total_weight_ += batch_weight;
     accepted_ += updates.size();

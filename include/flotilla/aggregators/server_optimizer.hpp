@@ -151,6 +151,11 @@ class server_optimizer {
   {
     inner_.accept_batch(updates);
   }
+  void accept_coded(std::span<const coded_update<P>> updates)
+    requires CodedAggregator<Inner, P>
+  {
+    inner_.accept_coded(updates);
+  }
   void merge(const server_optimizer& other) { inner_.merge(other.inner_); }
   [[nodiscard]] std::size_t accepted() const { return inner_.accepted(); }
   /// The inner rule's screen and figures, when it has them (a dp_mean inside, for instance).

@@ -116,6 +116,23 @@ struct codec_spec {
   return spec;
 }
 
+/// The codecs of a federation, one for each direction.
+struct options {
+  codec_spec to_learners{};    ///< the global parameters in fit tasks (dense codecs only)
+  codec_spec to_aggregator{};  ///< learners' fit replies, as their change to what they were sent
+
+  /// @throws configuration_error for top_k towards learners (it sends a change, and the global
+  /// parameters go whole) or a codec setting out of range.
+  void validate() const {
+    if (to_learners.kind == codec::top_k)
+      throw configuration_error("compression.to_learners: top_k codes a learner's change; the global parameters go whole "
+                                "(choose float16, bfloat16, int8 or int4)");
+    to_learners.validate();
+    to_aggregator.validate();
+  }
+  [[nodiscard]] bool any() const { return to_learners.kind != codec::none || to_aggregator.kind != codec::none; }
+};
+
 /// Values in a codec's form: `count` values, `bytes` their encoding.
 struct coded_values {
   codec_spec spec{};

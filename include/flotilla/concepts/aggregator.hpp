@@ -73,6 +73,25 @@ concept BatchAggregator = Aggregator<A, P> && requires(A& a, std::span<const wei
   a.accept_batch(updates);
 };
 
+/// One update of a batch as it may arrive coded: `*parameters`, plus, when `delta` is set, those
+/// values decoded (a compressed reply: the learner's change to the parameters it was sent, and
+/// `parameters` the coordinator's global parameters).
+template <ParameterSet P>
+struct coded_update {
+  const P* parameters{};
+  const compression::coded_values* delta{};
+  std::int64_t examples{};
+};
+
+/// @brief An Aggregator that folds coded updates itself, decoding each a slice at a time into its
+/// accumulator (the mean family), so a compressed reply is never expanded to a whole parameter
+/// set. Any other rule is handed each coded update decoded. The result must equal accepting the
+/// decoded updates one by one, in order.
+template <class A, class P>
+concept CodedAggregator = Aggregator<A, P> && requires(A& a, std::span<const coded_update<P>> updates) {
+  a.accept_coded(updates);
+};
+
 /// Whether rule `A` keeps every update of a round until `result()` (robust rules such as the
 /// median or Krum), so that its memory grows with the number of learners. A rule says so with
 /// `static constexpr bool gathers_all_updates = true;`; streaming rules need say nothing.

@@ -19,6 +19,7 @@
 
 #include "flotilla/aggregators/mean.hpp"
 #include "flotilla/arithmetic.hpp"
+#include "flotilla/compression/codec.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/transport.hpp"
 #include "flotilla/errors.hpp"
@@ -60,10 +61,15 @@ struct coordinator_options {
   /// Rejections recorded one by one per learner and round; the rest are counted in one entry,
   /// so a learner flooding bad messages cannot grow the history without bound.
   std::size_t max_rejections_per_learner = 8;
+  /// Codecs for fit tasks' parameters and for learners' replies (compression/codec.hpp): none by
+  /// default. Learners code their replies when wrapped in compressing_learner; a learner that
+  /// is not still sends its parameters as they are, and they are accepted.
+  flotilla::compression::options compression{};
 
   /// @throws configuration_error naming the setting that cannot work.
   void validate() const {
     selection.validate();
+    compression.validate();
     if (quorum == 0) throw configuration_error("quorum must be at least one reply");
     if (max_examples_per_reply < 1) throw configuration_error("max_examples_per_reply must be at least one");
     if (max_rejections_per_learner < 1) throw configuration_error("max_rejections_per_learner must be at least one");
@@ -160,6 +166,14 @@ class coordinator {
  private:
   static coordinator_options validated(coordinator_options options) {
     options.validate();
+    if (options.compression.any()) {
+      if constexpr (StagedRule<Rule, T>)
+        throw configuration_error("compression: this rule runs stages of its own (secure aggregation quantizes and masks "
+                                  "updates itself); leave compression at none");
+      if constexpr (!std::is_same_v<typename parameters_type::scalar_type, float>)
+        throw configuration_error("compression codes 32-bit floats; this model holds " +
+                                  std::to_string(8 * sizeof(typename parameters_type::scalar_type)) + "-bit scalars");
+    }
     return options;
   }
 
@@ -226,7 +240,7 @@ const round_record& coordinator<T, Rule>::run_round() {
       rule_.run_fit(stages, make_config(task_kind::fit), options_.quorum, configure_each());
       record.fit_seconds = detail::seconds_since(start);
     } else {
-      fit_phase<Rule>(rule_, options_.quorum, configure_each()).run(state, make_config(task_kind::fit));
+      fit_phase<Rule>(rule_, options_.quorum, configure_each(), options_.compression).run(state, make_config(task_kind::fit));
     }
     if (record.status == round_status::aggregated)
       evaluate_phase<parameters_type>(evaluator_, options_.evaluation_fraction)

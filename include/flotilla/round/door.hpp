@@ -13,6 +13,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "flotilla/arithmetic.hpp"
 #include "flotilla/concepts/parameter_set.hpp"
@@ -30,6 +31,16 @@ enum class reply_parameters : std::uint8_t {
   required,  ///< the task's layout, every value finite (fit, and stages that send models back)
 };
 
+/// `base` plus a checked coded change, as a whole parameter set: for rules (and screens) that
+/// take updates whole.
+template <ParameterSet P>
+[[nodiscard]] P decoded_update(const P& base, const compression::coded_values& change) {
+  P update = base;
+  if constexpr (std::is_same_v<typename P::scalar_type, float>) compression::add_decoded(change, 0, update.values(), 1.0f);
+  else throw usage_error("coded updates decode to 32-bit floats; these parameters hold other scalars");
+  return update;
+}
+
 /// @brief Admits the replies to one task sent to some learners, or says why not.
 ///
 /// A learner is pending until its reply is admitted, or a failure or a rejected reply of its own
@@ -44,12 +55,16 @@ class reply_door {
   /// @param max_examples the most examples one reply may claim (counts weigh updates in FedAvg).
   /// @param screen the rule's own check of an update that passed every other (see
   ///   ScreeningAggregator): the reason to reject it, or nothing.
+  /// @param base what a coded reply's change is added to (the coordinator's global parameters,
+  ///   which the task's may only approximate when they travel coded); the task's by default.
   reply_door(const task<P>& work, std::span<const learner_id> asked, reply_parameters expected,
-             std::int64_t max_examples, std::function<std::optional<std::string>(const P&)> screen = {})
+             std::int64_t max_examples, std::function<std::optional<std::string>(const P&)> screen = {},
+             std::shared_ptr<const P> base = nullptr)
       : screen_(std::move(screen)),
         round_(work.round),
         kind_(work.kind),
-        like_(work.parameters),
+        like_(base ? std::move(base) : work.parameters),
+        reply_codec_(work.reply_codec),
         expected_(expected),
         max_examples_(max_examples),
         pending_(asked.begin(), asked.end()) {
@@ -98,6 +113,7 @@ class reply_door {
     for (const auto& [name, value] : answer.result.metrics)
       if (!std::isfinite(value)) return "metric '" + name + "' is " + detail::number(value);
     if (expected_ == reply_parameters::none) return std::nullopt;
+    if (answer.coded_update) return check_coded(answer);
     if (!answer.parameters) return to_string(answer.kind) + " reply carries no parameters";
     try {
       require_same_layout(*answer.parameters, *like_);
@@ -109,14 +125,36 @@ class reply_door {
     if (bad != answer.parameters->values().size())
       return "update holds a non-finite value (" + detail::number(double(answer.parameters->values()[bad])) +
              ") at parameter index " + std::to_string(bad);
-    if (!answer.payload.empty() && kind_ == task_kind::fit) {  // an edge aggregator's report of its subtree
-      try {
-        (void)decode_subtree(answer.payload);
-      } catch (const decode_error& error) {
-        return std::string("edge report: ") + error.what();
-      }
-    }
+    if (auto problem = check_edge_report(answer)) return problem;
     if (screen_) return screen_(*answer.parameters);
+    return std::nullopt;
+  }
+
+  // A reply in the task's reply codec: every byte checked before the fold trusts it.
+  std::optional<std::string> check_coded(const reply<P>& answer) const {
+    if (answer.parameters) return to_string(answer.kind) + " reply carries both parameters and a coded update";
+    if constexpr (!std::is_same_v<typename P::scalar_type, float>) {
+      return "coded updates decode to 32-bit floats; this model holds " + std::to_string(8 * sizeof(typename P::scalar_type)) +
+             "-bit scalars";
+    } else {
+      if (reply_codec_.kind == compression::codec::none)
+        return "update is coded as " + answer.coded_update->spec.name() + "; the round asked for parameters as they are";
+      if (auto problem = compression::check(*answer.coded_update, reply_codec_, like_->values().size()))
+        return "coded update: " + *problem;
+      if (auto problem = check_edge_report(answer)) return problem;
+      if (screen_) return screen_(decoded_update(*like_, *answer.coded_update));
+      return std::nullopt;
+    }
+  }
+
+  // An edge aggregator's report of its subtree, when a fit reply carries one.
+  std::optional<std::string> check_edge_report(const reply<P>& answer) const {
+    if (answer.payload.empty() || kind_ != task_kind::fit) return std::nullopt;
+    try {
+      (void)decode_subtree(answer.payload);
+    } catch (const decode_error& error) {
+      return std::string("edge report: ") + error.what();
+    }
     return std::nullopt;
   }
 
@@ -124,6 +162,7 @@ class reply_door {
   std::uint64_t round_;
   task_kind kind_;
   std::shared_ptr<const P> like_;
+  compression::codec_spec reply_codec_;
   reply_parameters expected_;
   std::int64_t max_examples_;
   std::set<learner_id> pending_;

@@ -12,10 +12,12 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "flotilla/arithmetic.hpp"
+#include "flotilla/compression/codec.hpp"
 #include "flotilla/concepts/aggregator.hpp"
 #include "flotilla/concepts/transport.hpp"
 #include "flotilla/detail/text.hpp"
@@ -42,9 +44,27 @@ struct round_state {
   std::int64_t max_examples_per_reply;
 };
 
-/// Folds admitted fit replies into `rule`: in one pass when the rule can take a batch.
+/// Folds admitted fit replies into `rule`: in one pass when the rule can take a batch. A coded
+/// reply is `base` (the global parameters) plus its decoded change: decoded slice by slice inside
+/// a CodedAggregator, whole for any other rule.
 template <class Rule, ParameterSet P>
-void fold_replies(Rule& rule, std::span<reply<P>> replies) {
+void fold_replies(Rule& rule, std::span<reply<P>> replies, const P& base) {
+  if (std::ranges::any_of(replies, [](const reply<P>& answer) { return answer.coded_update.has_value(); })) {
+    if constexpr (CodedAggregator<Rule, P>) {
+      std::vector<coded_update<P>> updates;
+      updates.reserve(replies.size());
+      for (const auto& answer : replies)
+        updates.push_back(answer.coded_update ? coded_update<P>{&base, &*answer.coded_update, answer.result.examples}
+                                              : coded_update<P>{&*answer.parameters, nullptr, answer.result.examples});
+      rule.accept_coded(std::span<const coded_update<P>>(updates));
+    } else {
+      for (const auto& answer : replies) {
+        if (answer.coded_update) rule.accept(decoded_update(base, *answer.coded_update), answer.result.examples);
+        else rule.accept(*answer.parameters, answer.result.examples);
+      }
+    }
+    return;
+  }
   if constexpr (BatchAggregator<Rule, P>) {
     std::vector<weighted_update<P>> updates;
     updates.reserve(replies.size());
@@ -67,12 +87,13 @@ using fit_phase_configure = std::function<fit_config(learner_id, const fit_confi
 /// @brief The fit phase: asks `record.selected` to train from the global parameters, streams
 /// their replies into the rule, and replaces the global parameters with the rule's result when
 /// at least `quorum` replies were admitted and the result is finite. With `configure`, each
-/// learner gets a task of its own settings (the parameters are still shared).
+/// learner gets a task of its own settings (the parameters are still shared). With `codecs`, the
+/// parameters travel coded and learners are asked to code their replies (compression/codec.hpp).
 template <class Rule>
 class fit_phase {
  public:
-  fit_phase(Rule& rule, std::size_t quorum, fit_phase_configure configure = nullptr)
-      : rule_(rule), quorum_(quorum), configure_(std::move(configure)) {}
+  fit_phase(Rule& rule, std::size_t quorum, fit_phase_configure configure = nullptr, compression::options codecs = {})
+      : rule_(rule), quorum_(quorum), configure_(std::move(configure)), codecs_(codecs) {}
 
   template <Transport T>
     requires Aggregator<Rule, typename T::parameters_type>
@@ -81,16 +102,18 @@ class fit_phase {
     const auto start = deadline_clock::now();
     auto& record = state.record;
     rule_.start(*state.global);
-    const task<P> work{.kind = task_kind::fit, .round = record.round, .parameters = state.global,
-                       .config = std::move(config)};
+    task<P> work{.kind = task_kind::fit, .round = record.round, .parameters = state.global,
+                 .config = std::move(config), .payload = {}, .reply_codec = codecs_.to_aggregator};
+    if (codecs_.to_learners.kind != compression::codec::none) code_parameters(work, *state.global);
     const auto fold = [&](std::span<reply<P>> replies) {
-      fold_replies(rule_, replies);
+      fold_replies(rule_, replies, *state.global);
       for (const auto& answer : replies)  // edge aggregators report what happened below them
         if (!answer.payload.empty()) record.edges.push_back(decode_subtree(answer.payload));
     };
     std::function<std::optional<std::string>(const P&)> screen;
     if constexpr (ScreeningAggregator<Rule, P>) screen = [this](const P& update) { return rule_.screen(update); };
-    reply_door<P> door(work, record.selected, reply_parameters::required, state.max_examples_per_reply, std::move(screen));
+    reply_door<P> door(work, record.selected, reply_parameters::required, state.max_examples_per_reply, std::move(screen),
+                       state.global);
     if (configure_) {
       for (const auto learner : record.selected) {
         auto own = work;
@@ -124,9 +147,26 @@ class fit_phase {
   }
 
  private:
+  // The global parameters coded once for every learner, and decoded again as the task's
+  // parameters: a learner in memory trains from what a remote one receives.
+  template <ParameterSet P>
+  void code_parameters(task<P>& work, const P& global) const {
+    if constexpr (!std::is_same_v<typename P::scalar_type, float>) {
+      throw configuration_error("compression codes 32-bit floats; this model holds other scalars");
+    } else {
+      auto coded = std::make_shared<const compression::coded_values>(
+          compression::encode(global.values(), codecs_.to_learners, mix_seed(work.config.seed, 0x636F646563)));
+      auto received = std::make_shared<P>(global);
+      compression::decode(*coded, received->values());
+      work.parameters = std::move(received);
+      work.coded_parameters = std::move(coded);
+    }
+  }
+
   Rule& rule_;
   std::size_t quorum_;
   fit_phase_configure configure_;
+  compression::options codecs_;
 };
 
 /// @brief The evaluate phase: the coordinator's own metrics for the global parameters (when
