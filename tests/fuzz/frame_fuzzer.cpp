@@ -4,7 +4,8 @@
 // the decoders without having to forge checksums. Tasks and replies are also decoded the
 // streaming way (first bytes, then the rest in place) at a split the input picks, which must
 // agree with the whole decoder. A task or reply of a secure-aggregation stage has its payload
-// decoded as that stage's message too. Any exception other than the two documented ones, any
+// decoded as that stage's message too, and a reply's coded update is checked and, when it
+// passes, decoded slice by slice as a fold would. Any exception other than the two documented ones, any
 // disagreement, crash, leak or undefined behaviour is a finding.
 #include <flotilla/algorithms/secure_aggregation/messages.hpp>
 #include <flotilla/parameters.hpp>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 namespace {
 
@@ -45,7 +47,21 @@ void decode_stage_payload(flotilla::task_kind kind, std::span<const std::uint8_t
     reply ? (void)secagg::decode_unmask_response(bytes, neighbours) : (void)secagg::decode_unmask_request(bytes, neighbours);
 }
 void decode_stage_payload(const flotilla::task<params>& work) { decode_stage_payload(work.kind, work.payload, false); }
-void decode_stage_payload(const flotilla::reply<params>& answer) { decode_stage_payload(answer.kind, answer.payload, true); }
+void decode_stage_payload(const flotilla::reply<params>& answer) {
+  decode_stage_payload(answer.kind, answer.payload, true);
+  if (!answer.coded_update) return;
+  // As the door checks it, against the codec it names and the count it claims; then the first
+  // and last slices of up to 4,096 values, as the fold decodes them (never the whole count).
+  const auto& coded = *answer.coded_update;
+  if (flotilla::compression::check(coded, coded.spec, coded.count)) return;
+  std::vector<float> slice(std::min<std::uint64_t>(coded.count, 4096), 1.0f);
+  flotilla::compression::add_decoded(coded, 0, slice, 0.5f);
+  flotilla::compression::add_decoded(coded, std::size_t(coded.count - slice.size()), slice, 0.5f);
+}
+const flotilla::compression::coded_values* coded_of(const flotilla::task<params>& work) { return work.coded_parameters.get(); }
+const flotilla::compression::coded_values* coded_of(const flotilla::reply<params>& answer) {
+  return answer.coded_update ? &*answer.coded_update : nullptr;
+}
 
 // Decodes whole and streaming (the first `split` bytes, then the rest copied into place); both
 // must succeed with the same parameters or both fail.
@@ -70,6 +86,9 @@ void decode_both_ways(std::span<const std::byte> payload, std::size_t split, Who
   if (at_once.has_value() != streamed.has_value()) __builtin_trap();
   if (!at_once) return;
   if (at_once->payload != streamed->payload) __builtin_trap();
+  const auto *x = coded_of(*at_once), *y = coded_of(*streamed);
+  if ((x == nullptr) != (y == nullptr) || (x && (x->bytes != y->bytes || x->count != y->count || !(x->spec == y->spec))))
+    __builtin_trap();
   decode_stage_payload(*at_once);
   const auto *a = parameters_of(*at_once), *b = parameters_of(*streamed);
   if ((a == nullptr) != (b == nullptr) || at_once->round != streamed->round) __builtin_trap();

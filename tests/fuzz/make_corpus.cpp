@@ -76,6 +76,25 @@ int main(int argc, char** argv) {
         secagg::encode(secagg::masked_input{2, std::vector<std::uint32_t>(8, 77), {1, 3}}), "masked");
   stage(secagg::unmasking_kind, secagg::encode(secagg::unmask_request{{1}, {3}}),
         secagg::encode(secagg::unmask_response{2, {{1, held}}, {}}), "unmask");
+  // Coded parameters in tasks and coded updates in replies (wire format 5).
+  namespace compression = flotilla::compression;
+  for (const char* name : {"float16", "int8:4", "int4:4"}) {
+    auto coded = std::make_shared<const compression::coded_values>(compression::encode(p.values(), compression::parse_codec(name), 1));
+    auto received = std::make_shared<params>(p);
+    compression::decode(*coded, received->values());
+    const flotilla::task<params> work{.kind = flotilla::task_kind::fit, .round = 3, .parameters = std::move(received),
+                                      .config = {3, 9, {}}, .payload = {}, .reply_codec = compression::parse_codec("top_k:0.25"),
+                                      .coded_parameters = std::move(coded)};
+    write(dir + "/payload-task-" + std::string(name).substr(0, 5), 7, flotilla::encode(work));
+  }
+  compression::top_k_encoder top(0.25);
+  for (const char* name : {"top_k:0.25", "bfloat16", "int4:4"}) {
+    const auto spec = compression::parse_codec(name);
+    flotilla::reply<params> answer{.learner = 4, .kind = flotilla::task_kind::fit, .round = 3, .result = {10, {}}};
+    answer.coded_update = spec.kind == compression::codec::top_k ? compression::encode(p.values(), top, spec)
+                                                                : compression::encode(p.values(), spec, 2);
+    write(dir + "/payload-reply-" + std::string(name).substr(0, 5), 9, flotilla::encode(answer));
+  }
   if (argc < 3) return 0;
 
   // The server fuzzer's seeds: whole byte streams of a learner. The first byte is the number
@@ -96,4 +115,8 @@ int main(int argc, char** argv) {
   write(server_dir + "/stream-unsolicited", 0, joined({hello_frame, failure, failure, heartbeat}));
   write(server_dir + "/stream-reply", 0, joined({hello_frame, reply_frame}));
   write(server_dir + "/stream-two", 1, joined({hello_frame, heartbeat, hello_frame, failure}));
+  flotilla::reply<params> coded_reply{.learner = 4, .kind = flotilla::task_kind::fit, .round = 3, .result = {10, {}}};
+  coded_reply.coded_update = flotilla::compression::encode(p.values(), flotilla::compression::parse_codec("int8:4"), 3);
+  const auto coded_bytes = std::make_shared<const flotilla::byte_buffer>(flotilla::encode(coded_reply));
+  write(server_dir + "/stream-coded-reply", 0, joined({hello_frame, framed(flotilla::tcp::make_frame(frame_type::reply, 3, coded_bytes))}));
 }

@@ -260,6 +260,8 @@ class server_transport {
     auto frame = make_message_frame(frame_type::task, work.round, std::make_shared<const task<P>>(work));
     std::uint64_t task_bytes = 0;
     for (const auto piece : frame.payload) task_bytes += piece.size();
+    // Parameters that went coded may come back as they are (a learner that does not code).
+    if (work.coded_parameters && work.parameters) task_bytes += work.parameters->values().size_bytes();
     std::vector<std::function<void(outgoing_frame)>> senders;
     {
       std::lock_guard lock(mutex_);
@@ -270,7 +272,8 @@ class server_transport {
         } else if (found->second.pending) {
           push(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
         } else {
-          // A reply carries the same model and layout as its task, plus the learner's metrics.
+          // A reply carries the same model and layout as its task, plus the learner's metrics; a
+          // coded one (even top_k at its largest share) takes no more.
           found->second.pending = pending_task{work.kind, work.round, work.parameters, task_bytes + reply_head_room};
           senders.push_back(found->second.send);
         }
@@ -385,8 +388,10 @@ class server_transport {
 
   void push(message<P> content, detail::metered buffered = {}) {
     std::int64_t bytes = 0;
-    if (auto* answer = std::get_if<reply<P>>(&content); answer && answer->parameters)
-      bytes = std::int64_t(answer->parameters->values().size_bytes());
+    if (auto* answer = std::get_if<reply<P>>(&content)) {
+      if (answer->parameters) bytes = std::int64_t(answer->parameters->values().size_bytes());
+      if (answer->coded_update) bytes = std::int64_t(answer->coded_update->bytes.size());
+    }
     inbox_.push(waiting_message{std::move(content), std::move(buffered), detail::metered(waiting_, bytes)});
   }
 
@@ -759,7 +764,8 @@ class server_transport {
     }
     detail::metered held;
     const auto fits = [&](const reply<P>& answer) {
-      const auto bytes = (answer.parameters ? answer.parameters->values().size_bytes() : 0) + answer.payload.size();
+      const auto bytes = (answer.parameters ? answer.parameters->values().size_bytes() : 0) + answer.payload.size() +
+                         (answer.coded_update ? answer.coded_update->bytes.size() : 0);
       if (bytes != 0) held = detail::metered(buffered_, std::int64_t(bytes));
     };
     auto answer = co_await connection.read_message(
