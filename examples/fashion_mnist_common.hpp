@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,30 @@ inline std::string read_secret(const std::string& file, const char* variable) {
   }
   const char* value = std::getenv(variable);
   return value ? value : "";
+}
+
+/// Learners' tokens, "1=secret,2=other" or one "id=token" a line (a file or FLOTILLA_TOKENS).
+inline std::map<flotilla::learner_id, std::string> parse_tokens(const std::string& text) {
+  std::map<flotilla::learner_id, std::string> tokens;
+  std::string entry;
+  for (std::stringstream in(text); std::getline(in, entry, text.find('\n') != std::string::npos ? '\n' : ',');)
+    if (auto equals = entry.find('='); equals != std::string::npos)
+      tokens[std::stoull(entry.substr(0, equals))] = entry.substr(equals + 1);
+  return tokens;
+}
+
+/// The federation's codecs from --to-learners and --to-aggregator; exits with status 2 and the
+/// reason for a codec that does not exist or cannot go that way.
+inline flotilla::compression::options parse_codecs(const std::string& to_learners, const std::string& to_aggregator) {
+  try {
+    const flotilla::compression::options codecs{flotilla::compression::parse_codec(to_learners),
+                                                 flotilla::compression::parse_codec(to_aggregator)};
+    codecs.validate();
+    return codecs;
+  } catch (const flotilla::configuration_error& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    std::exit(2);
+  }
 }
 
 /// 784 pixels -> 128 ReLU units -> 10 classes; one local epoch of minibatch SGD per round. Every

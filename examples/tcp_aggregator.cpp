@@ -5,6 +5,8 @@
 //                  [--tls-cert server.pem --tls-key server.key [--tls-ca ca.pem (requires learner certificates)]]
 //                  [--history history.json] [--history-csv history.csv] [--insecure-open-network yes]
 //                  [--secure yes (SecAgg+: learners need --secure yes too)]
+//                  [--to-learners CODEC] [--to-aggregator CODEC] (float16, bfloat16, int8[:block],
+//                  int4[:block]; top_k[:fraction] for replies only: see compression/codec.hpp)
 // Tokens ("1=secret,2=other", or one "id=token" a line) come from --tokens-file or the
 // FLOTILLA_TOKENS environment variable, never the command line. Listening beyond loopback needs
 // tokens or learner certificates, unless --insecure-open-network yes. With --secure yes the
@@ -21,19 +23,9 @@
 #include <iterator>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 
 namespace {
-// "1=secret,2=other" or one entry a line.
-std::map<flotilla::learner_id, std::string> parse_tokens(const std::string& text) {
-  std::map<flotilla::learner_id, std::string> tokens;
-  std::string entry;
-  for (std::stringstream in(text); std::getline(in, entry, text.find('\n') != std::string::npos ? '\n' : ',');)
-    if (auto equals = entry.find('='); equals != std::string::npos)
-      tokens[std::stoull(entry.substr(0, equals))] = entry.substr(equals + 1);
-  return tokens;
-}
 std::string read_all(const std::string& file) {
   std::ifstream in(file);
   example::require_flags(bool(in), "cannot read the tokens file");
@@ -46,7 +38,8 @@ int main(int argc, char** argv) {
                                     {{"address", "127.0.0.1"}, {"port", "7700"}, {"learners", "10"}, {"quorum", "0"},
                                      {"rounds", "30"}, {"seconds", "170"}, {"tokens-file", ""}, {"data", ""},
                                      {"tls-cert", ""}, {"tls-key", ""}, {"tls-ca", ""}, {"history", ""}, {"history-csv", ""},
-                                     {"insecure-open-network", "no"}, {"secure", "no"}});
+                                     {"insecure-open-network", "no"}, {"secure", "no"}, {"to-learners", "none"},
+                                     {"to-aggregator", "none"}});
   example::require_flags(flags["tls-cert"].empty() == flags["tls-key"].empty(),
                          "--tls-cert and --tls-key go together");
   example::require_flags(flags["tls-ca"].empty() || !flags["tls-cert"].empty(),
@@ -54,12 +47,13 @@ int main(int argc, char** argv) {
   const std::size_t learners = std::stoul(flags["learners"]);
   const std::size_t quorum = std::stoul(flags["quorum"]) ? std::stoul(flags["quorum"]) : std::max<std::size_t>(1, learners - 1);
   const auto test = example::load_or_exit(flotilla::fashion_mnist_split::test, flags["data"]);
+  const auto codecs = example::parse_codecs(flags["to-learners"], flags["to-aggregator"]);
 
   flotilla::tcp::server_options options{.address = flags["address"],
                                         .port = static_cast<std::uint16_t>(std::stoul(flags["port"])),
                                         .insecure_allow_unauthenticated_network = flags["insecure-open-network"] == "yes"};
   const char* from_environment = std::getenv("FLOTILLA_TOKENS");
-  options.tokens = parse_tokens(!flags["tokens-file"].empty() ? read_all(flags["tokens-file"])
+  options.tokens = example::parse_tokens(!flags["tokens-file"].empty() ? read_all(flags["tokens-file"])
                                 : from_environment           ? from_environment
                                                              : "");
   if (!flags["tls-cert"].empty())
@@ -89,7 +83,8 @@ int main(int argc, char** argv) {
                                      {.quorum = quorum,
                                       .round_timeout = std::chrono::seconds(60),
                                       .wait_for_learners = std::chrono::seconds(60),
-                                      .seed = 42},
+                                      .seed = 42,
+                                      .compression = codecs},
                                      std::move(rule));
     auto evaluator = initial;
     federation.evaluate_centrally([&](const example::model::parameters_type& global) {

@@ -23,7 +23,6 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -45,12 +44,7 @@ int main(int argc, char** argv) {
   const std::size_t quorum = std::stoul(flags["quorum"]) ? std::stoul(flags["quorum"]) : std::max<std::size_t>(1, learners - 1);
 
   flotilla::tcp::server_options below{.port = static_cast<std::uint16_t>(std::stoul(flags["port"]))};
-  if (const char* tokens = std::getenv("FLOTILLA_TOKENS")) {
-    std::string entry;
-    for (std::stringstream in(tokens); std::getline(in, entry, ',');)
-      if (const auto equals = entry.find('='); equals != std::string::npos)
-        below.tokens[std::stoull(entry.substr(0, equals))] = entry.substr(equals + 1);
-  }
+  if (const char* tokens = std::getenv("FLOTILLA_TOKENS")) below.tokens = example::parse_tokens(tokens);
   if (!flags["tls-cert"].empty())
     below.tls = flotilla::tcp::make_server_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]}, !flags["tls-ca"].empty());
   std::optional<flotilla::tcp::server_transport<example::model::parameters_type>> listening;

@@ -3,9 +3,11 @@
 //   tcp_learner --id 0 [--learners 10] [--host 127.0.0.1] [--port 7700] [--token-file FILE] [--data DIR]
 //               [--tls-ca ca.pem [--tls-cert learner.pem --tls-key learner.key] [--server-name localhost]]
 //               [--secure yes (takes part in secure aggregation: sends its update masked)]
-// The token comes from --token-file (its first line) or the FLOTILLA_TOKEN environment variable,
+// It codes its replies as the aggregator asks (tcp_aggregator --to-aggregator), keeping what
+// top_k leaves out for its next reply. The token comes from --token-file (its first line) or the FLOTILLA_TOKEN environment variable,
 // never the command line.
 #include <flotilla/algorithms/secure_aggregation/secure_learner.hpp>
+#include <flotilla/round/compressing_learner.hpp>
 #include <flotilla/transport/tcp/learner_client.hpp>
 #include <flotilla/transport/tcp/tls.hpp>
 
@@ -34,9 +36,12 @@ int main(int argc, char** argv) {
   if (!flags["tls-ca"].empty())
     options.tls = flotilla::tcp::make_learner_tls({flags["tls-cert"], flags["tls-key"], flags["tls-ca"]});
   // 0 when the aggregator ended the run; otherwise the cause, e.g. "certificate_rejected".
-  const auto serve = [&](auto& any_learner) { return flotilla::tcp::learner_client(any_learner, options).run(); };
-  flotilla::secure_aggregation::secure_learner secure(std::move(learner));  // passes plain tasks through
-  const auto exit = flags["secure"] == "yes" ? serve(secure) : serve(secure.inner());
+  const auto serve = [&](auto any_learner) {
+    flotilla::compressing_learner coding(std::move(any_learner));  // passes tasks that name no codec through
+    return flotilla::tcp::learner_client(coding, options).run();
+  };
+  const auto exit = flags["secure"] == "yes" ? serve(flotilla::secure_aggregation::secure_learner(std::move(learner)))
+                                             : serve(std::move(learner));
   if (exit == flotilla::tcp::client_exit::goodbye) return 0;
   std::cerr << "learner " << id << ": run ended: " << flotilla::tcp::to_string(exit) << "\n";
   return exit == flotilla::tcp::client_exit::stopped ? 1 : 3;

@@ -15,7 +15,7 @@ cmake -S "$FLOTILLA_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BUIL
 cmake --build "$build" -j "$FLOTILLA_JOBS" >/dev/null
 
 for benchmark in aggregation serialization checksum round_overhead coordinator_memory tcp_round simulation privacy \
-  secure_aggregation; do
+  secure_aggregation compression; do
   echo "# bench_$benchmark"
   "$build/benchmarks/bench_$benchmark"
 done

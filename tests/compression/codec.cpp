@@ -107,7 +107,7 @@ TEST_CASE("a coded update that is not what the round asked for is refused with t
   CHECK(*compression::check(half, half.spec, 4) == "float16 values take 2 bytes each: 7 bytes for 4 values");
   const auto top = compression::parse_codec("top_k:0.25");  // at most one entry of four
   const auto two = compression::encode_sparse({4, {0, 2}, {1, 3}});
-  CHECK(*compression::check({top, 4, two}, top, 4) == "a sparse update of 2 entries; the round's codec sends at most 1");
+  CHECK(*compression::check({top, 4, {two.begin(), two.end()}}, top, 4) == "a sparse update of 2 entries; the round's codec sends at most 1");
   CHECK(*compression::check({}, {}, 0) == "values coded as none carry nothing");
   const std::vector<float> infinite{1, INFINITY};
   CHECK_THROWS_WITH_AS((void)compression::encode(infinite, int8, 1), "the update holds a non-finite value at index 1",

@@ -82,3 +82,29 @@ TEST_CASE("edge cases by value") {
   CHECK(compression::to_bfloat16(std::numeric_limits<float>::max()) == 0x7F80);   // rounds up to infinity
   CHECK(std::isnan(compression::from_bfloat16(compression::to_bfloat16(std::bit_cast<float>(0x7F800001u)))));
 }
+
+TEST_CASE("the bulk conversions, eight at a time where the processor can, give the scalar bits") {
+  std::vector<std::uint16_t> codes(65536);
+  for (std::size_t c = 0; c < codes.size(); ++c) codes[c] = std::uint16_t(c);
+  std::vector<float> decoded(65536);
+  compression::convert_from_float16(codes.data(), decoded);
+  for (std::size_t c = 0; c < codes.size(); ++c)
+    REQUIRE(std::bit_cast<std::uint32_t>(decoded[c]) == std::bit_cast<std::uint32_t>(compression::from_float16(std::uint16_t(c))));
+  // Every float16 boundary region (each code's float and its neighbours, halfway points
+  // included), and a million random bit patterns: NaNs, infinities and subnormals among them.
+  std::vector<float> inputs;
+  for (std::size_t c = 0; c < 65536; ++c) {
+    const auto bits = std::bit_cast<std::uint32_t>(compression::from_float16(std::uint16_t(c)));
+    for (const std::uint32_t near : {bits - 1, bits, bits + 1, bits + 0x1000, bits + 0xFFF, bits + 0x1001})
+      inputs.push_back(std::bit_cast<float>(near));
+  }
+  std::mt19937 engine(9);
+  for (int i = 0; i < 1'000'000; ++i) inputs.push_back(std::bit_cast<float>(std::uint32_t(engine())));
+  std::vector<std::uint16_t> half(inputs.size()), brain(inputs.size());
+  compression::convert_to_float16(inputs, half.data());
+  compression::convert_to_bfloat16(inputs, brain.data());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    REQUIRE(half[i] == compression::to_float16(inputs[i]));
+    REQUIRE(brain[i] == compression::to_bfloat16(inputs[i]));
+  }
+}

@@ -3,7 +3,8 @@
 // quantizers do): each block of values keeps its largest magnitude s as a float32 scale, and each
 // value x becomes an integer q in [-L, L] (L = 127 for 8 bits, 7 for 4 bits), rounded
 // stochastically so that the expected decoded value is x itself; x is decoded as q s / L, never
-// further from x than one step s / L. Layout: all blocks' scales first (4 bytes each, little-
+// further from x than one step s / L (the draw has 24 bits, so the expectation is exact to 2^-24
+// of a step). Layout: all blocks' scales first (4 bytes each, little-
 // endian), then the integers (one byte each, or two to a byte for 4 bits, low nibble first).
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -56,48 +58,85 @@ inline int code_at(const std::uint8_t* codes, unsigned bits, std::size_t at) {
 }
 }  // namespace detail
 
-/// @brief Encodes `values` into `out` (format.encoded_size(values.size()) bytes). `bits()`
-/// returns uniform 64-bit words (any fast generator will do: the rounding needs no secrecy, only
-/// independence). @throws task_error for a non-finite value, layout_error for an output of another size.
-template <class Bits>
-void encode_blockwise(std::span<const float> values, const blockwise_format& format, std::span<std::uint8_t> out, Bits& bits) {
+namespace detail {
+// Chris Wellons' "lowbias32" integer hash (hash-prospector): a bijection on 32-bit words whose
+// output bits pass for independent, in a loop the compiler vectorizes. Stochastic rounding needs
+// independence, not secrecy; value i of a message draws hash(key + i), so any split of the work
+// across threads gives the same bytes.
+constexpr std::uint32_t lowbias32(std::uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7FEB352Du;
+  x ^= x >> 15;
+  x *= 0x846CA68Bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// Encodes blocks [first, last) of `values` into `out` (the whole encoding's bytes); returns the
+// index of a non-finite value, or SIZE_MAX. The floor of x L / s comes from a truncating
+// conversion (floor() is a library call on baseline x86-64), and a draw against its fraction
+// rounds it up.
+inline std::size_t encode_blocks(std::span<const float> values, const blockwise_format& format, std::span<std::uint8_t> out,
+                                 std::size_t first, std::size_t last, std::uint64_t seed) {
+  const std::size_t blocks = format.blocks(values.size());
+  std::uint8_t* codes = out.data() + 4 * blocks;
+  const float levels = float(format.levels());
+  const auto key = std::uint32_t(seed ^ (seed >> 32));
+  std::int8_t q[256];  // a block's integers, a slice at a time
+  for (std::size_t b = first; b < last; ++b) {
+    const std::size_t begin = b * format.block, end = std::min(values.size(), begin + format.block);
+    // The largest magnitude as the largest bit pattern without the sign (an integer maximum
+    // vectorizes where a float one may not): at or above an infinity's, some value is not finite.
+    std::uint32_t largest_bits = 0;
+    for (std::size_t i = begin; i < end; ++i) largest_bits = std::max(largest_bits, std::bit_cast<std::uint32_t>(values[i]) & 0x7FFFFFFFu);
+    if (largest_bits >= 0x7F800000u)
+      for (std::size_t i = begin; i < end; ++i)
+        if (!std::isfinite(values[i])) return i;
+    const float largest = std::bit_cast<float>(largest_bits);
+    store_scale(out.data() + 4 * b, largest);
+    // Scaled by a division, not a reciprocal, so the largest lands on L exactly.
+    const float to_levels = largest > 0 ? levels / largest : 0.0f;
+    for (std::size_t slice = begin; slice < end; slice += 256) {
+      const std::size_t n = std::min<std::size_t>(256, end - slice);
+      const float* x = values.data() + slice;
+      const auto counter = key + std::uint32_t(slice);
+      for (std::size_t j = 0; j < n; ++j) {
+        const float scaled = std::min(levels, std::max(-levels, x[j] * to_levels));
+        const int truncated = int(scaled);
+        const int below = truncated - (scaled < float(truncated) ? 1 : 0);
+        const float uniform = float(lowbias32(counter + std::uint32_t(j)) >> 8) * 0x1.0p-24f;  // 24 bits: [0, 1)
+        q[j] = std::int8_t(below + (uniform < scaled - float(below) ? 1 : 0));
+      }
+      if (format.bits == 8) {
+        std::memcpy(codes + slice, q, n);
+      } else if (slice % 2 == 0) {  // two to a byte, low nibble first, as 4-bit two's complement
+        std::uint8_t* packed = codes + slice / 2;
+        for (std::size_t j = 0; j + 1 < n; j += 2) packed[j / 2] = std::uint8_t((q[j] & 0xF) | (q[j + 1] << 4));
+        if (n % 2) packed[n / 2] = std::uint8_t(q[n - 1] & 0xF);  // the high half stays zero
+      } else {  // an odd block size: the slice starts in the high half of a byte
+        for (std::size_t j = 0; j < n; ++j) {
+          const std::size_t at = slice + j;
+          const auto nibble = std::uint8_t(q[j] & 0xF);
+          codes[at / 2] = (at & 1) ? std::uint8_t((codes[at / 2] & 0x0F) | (nibble << 4)) : nibble;
+        }
+      }
+    }
+  }
+  return SIZE_MAX;
+}
+}  // namespace detail
+
+/// @brief Encodes `values` into `out` (format.encoded_size(values.size()) bytes); `seed` drives
+/// the stochastic rounding (detail::lowbias32). @throws task_error for a non-finite value,
+/// layout_error for an output of another size.
+inline void encode_blockwise(std::span<const float> values, const blockwise_format& format, std::span<std::uint8_t> out,
+                             std::uint64_t seed) {
   format.validate();
   if (out.size() != format.encoded_size(values.size()))
     throw layout_error("encode_blockwise: the output holds " + std::to_string(out.size()) + " bytes, not " +
                        std::to_string(format.encoded_size(values.size())));
-  const std::size_t blocks = format.blocks(values.size());
-  std::uint8_t* codes = out.data() + 4 * blocks;
-  const float levels = float(format.levels());
-  for (std::size_t b = 0; b < blocks; ++b) {
-    const std::size_t first = b * format.block, end = std::min(values.size(), first + format.block);
-    float largest = 0;
-    bool finite = true;
-    for (std::size_t i = first; i < end; ++i) {
-      finite &= std::isfinite(values[i]);
-      largest = std::max(largest, std::abs(values[i]));
-    }
-    if (!finite)
-      for (std::size_t i = first; i < end; ++i)
-        if (!std::isfinite(values[i])) throw task_error("the update holds a non-finite value at index " + std::to_string(i));
-    detail::store_scale(out.data() + 4 * b, largest);
-    // Scaled into [-L, L]; the division, not a reciprocal, so the largest lands on L exactly.
-    const float to_levels = largest > 0 ? levels / largest : 0.0f;
-    std::uint64_t word = 0;
-    for (std::size_t i = first; i < end; ++i) {
-      const float scaled = std::min(levels, std::max(-levels, values[i] * to_levels));
-      const float below = std::floor(scaled);
-      if (((i - first) & 1) == 0) word = bits();
-      // 24 random bits per value: a uniform in [0, 1) with float's full precision.
-      const float uniform = float(std::uint32_t(word >> (((i - first) & 1) ? 40 : 8)) & 0xFFFFFFu) * 0x1.0p-24f;
-      const int q = int(below) + (uniform < scaled - below ? 1 : 0);
-      if (format.bits == 8) {
-        codes[i] = std::uint8_t(std::int8_t(q));
-      } else {  // two to a byte, low nibble first, as 4-bit two's complement
-        const auto nibble = std::uint8_t(q & 0xF);
-        codes[i / 2] = (i & 1) ? std::uint8_t((codes[i / 2] & 0x0F) | (nibble << 4)) : nibble;
-      }
-    }
-  }
+  const auto bad = detail::encode_blocks(values, format, out, 0, format.blocks(values.size()), seed);
+  if (bad != SIZE_MAX) throw task_error("the update holds a non-finite value at index " + std::to_string(bad));
 }
 
 /// @brief Why `in` cannot be the encoding of `count` values in `format`, or nothing: a size other
@@ -139,7 +178,17 @@ inline void add_blockwise(std::span<const std::uint8_t> in, const blockwise_form
       const auto* q = reinterpret_cast<const std::int8_t*>(codes) + at;
       for (std::size_t i = 0; i < stop - at; ++i) target[i] += float(q[i]) * step;
     } else {
-      for (std::size_t i = at; i < stop; ++i) target[i - at] += float(detail::code_at(codes, 4, i)) * step;
+      std::size_t i = at;
+      if (i & 1) {  // the high half of a byte first
+        target[0] += float(detail::code_at(codes, 4, i)) * step;
+        ++i;
+      }
+      for (; i + 1 < stop; i += 2) {  // a whole byte: sign-extend each nibble
+        const std::uint8_t byte = codes[i / 2];
+        target[i - at] += float(std::int8_t(std::uint8_t(byte << 4)) >> 4) * step;
+        target[i + 1 - at] += float(std::int8_t(byte) >> 4) * step;
+      }
+      if (i < stop) target[i - at] += float(detail::code_at(codes, 4, i)) * step;
     }
     at = stop;
   }

@@ -12,11 +12,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,6 +29,8 @@
 #include "flotilla/compression/blockwise.hpp"
 #include "flotilla/compression/float_formats.hpp"
 #include "flotilla/compression/top_k.hpp"
+#include "flotilla/detail/aligned_allocator.hpp"
+#include "flotilla/detail/parallel.hpp"
 #include "flotilla/errors.hpp"
 
 namespace flotilla::compression {
@@ -133,59 +138,86 @@ struct options {
   [[nodiscard]] bool any() const { return to_learners.kind != codec::none || to_aggregator.kind != codec::none; }
 };
 
+/// Coded bytes: not zero-filled when sized, and recycled when model-sized (as wire buffers are).
+using byte_vector = std::vector<std::uint8_t, flotilla::detail::uninitialized_allocator<std::uint8_t>>;
+
 /// Values in a codec's form: `count` values, `bytes` their encoding.
 struct coded_values {
   codec_spec spec{};
   std::uint64_t count = 0;
-  std::vector<std::uint8_t> bytes{};
+  byte_vector bytes{};
 };
+
 
 namespace detail {
-// SplitMix64 (Steele, Lea and Flood 2014): fast, independent words for stochastic rounding,
-// which needs no secrecy.
-struct splitmix64 {
-  std::uint64_t state;
-  std::uint64_t operator()() {
-    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+// 16-bit codes as little-endian bytes, a stack buffer at a time.
+inline constexpr std::size_t code_buffer = 2048;
+inline void store_codes(const std::uint16_t* codes, std::size_t n, std::uint8_t* out) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, codes, 2 * n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      out[2 * i] = std::uint8_t(codes[i]);
+      out[2 * i + 1] = std::uint8_t(codes[i] >> 8);
+    }
   }
-};
+}
+inline void load_codes(const std::uint8_t* in, std::size_t n, std::uint16_t* codes) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(codes, in, 2 * n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) codes[i] = std::uint16_t(in[2 * i] | (in[2 * i + 1] << 8));
+  }
+}
+
+// Values per chunk of a parallel encode: whole blocks, and whole bytes for int4.
+inline std::size_t chunk_values(const codec_spec& spec) {
+  if (spec.kind != codec::int8 && spec.kind != codec::int4) return std::size_t{1} << 16;
+  const std::size_t step = spec.block % 2 ? 2 * std::size_t(spec.block) : spec.block;  // whole bytes for int4
+  return std::max<std::size_t>(1, (std::size_t{1} << 16) / step) * step;
+}
 }  // namespace detail
 
-/// @brief `values` in a dense codec (float16, bfloat16, int8, int4); `seed` drives stochastic
-/// rounding. @throws configuration_error for none or top_k (see top_k_encoder), task_error for a
-/// non-finite value in int8 or int4.
-[[nodiscard]] inline coded_values encode(std::span<const float> values, const codec_spec& spec, std::uint64_t seed) {
+/// @brief `values` in a dense codec (float16, bfloat16, int8, int4), on `threads` threads (0: one
+/// per core) for large inputs; `seed` drives stochastic rounding, and the bytes are the same
+/// whatever the number of threads. @throws configuration_error for none or top_k (see
+/// top_k_encoder), task_error for a non-finite value in int8 or int4.
+[[nodiscard]] inline coded_values encode(std::span<const float> values, const codec_spec& spec, std::uint64_t seed,
+                                         std::size_t threads = 0) {
   spec.validate();
-  coded_values out{spec, values.size(), std::vector<std::uint8_t>(spec.max_bytes(values.size()))};
-  switch (spec.kind) {
-    case codec::float16:
-    case codec::bfloat16: {
-      const bool half = spec.kind == codec::float16;
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        const std::uint16_t code = half ? to_float16(values[i]) : to_bfloat16(values[i]);
-        out.bytes[2 * i] = std::uint8_t(code);
-        out.bytes[2 * i + 1] = std::uint8_t(code >> 8);
+  if (spec.kind == codec::none || spec.kind == codec::top_k)
+    throw configuration_error("encode(): " + spec.name() + " is not a dense codec");
+  coded_values out{spec, values.size(), byte_vector(spec.max_bytes(values.size()))};
+  const std::size_t chunk = detail::chunk_values(spec);
+  std::atomic<std::size_t> bad{SIZE_MAX};
+  flotilla::detail::for_each_piece(values.size(), threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t at = (begin + chunk - 1) / chunk * chunk; at < end; at += chunk) {  // the chunks starting here
+      const std::size_t stop = std::min(values.size(), at + chunk);
+      if (spec.kind == codec::int8 || spec.kind == codec::int4) {
+        const auto format = spec.format();
+        const auto found = detail::encode_blocks(values, format, out.bytes, at / format.block,
+                                                 (stop + format.block - 1) / format.block, seed);
+        if (found != SIZE_MAX) bad.store(std::min(bad.load(), found));
+        continue;
       }
-      return out;
+      std::uint16_t codes[detail::code_buffer];
+      for (std::size_t i = at; i < stop; i += detail::code_buffer) {
+        const auto n = std::min(detail::code_buffer, stop - i);
+        if (spec.kind == codec::float16) convert_to_float16(values.subspan(i, n), codes);
+        else convert_to_bfloat16(values.subspan(i, n), codes);
+        detail::store_codes(codes, n, out.bytes.data() + 2 * i);
+      }
     }
-    case codec::int8:
-    case codec::int4: {
-      detail::splitmix64 bits{seed};
-      encode_blockwise(values, spec.format(), out.bytes, bits);
-      return out;
-    }
-    default: throw configuration_error("encode(): " + spec.name() + " is not a dense codec");
-  }
+  });
+  if (bad.load() != SIZE_MAX) throw task_error("the update holds a non-finite value at index " + std::to_string(bad.load()));
+  return out;
 }
 
 /// @brief `values` (a learner's change) through `encoder`, which keeps what is not sent for the
 /// next call.
 [[nodiscard]] inline coded_values encode(std::span<const float> values, top_k_encoder& encoder, const codec_spec& spec) {
-  auto bytes = encode_sparse(encoder.encode(values));
-  return {spec, values.size(), std::move(bytes)};
+  const auto bytes = encode_sparse(encoder.encode(values));
+  return {spec, values.size(), byte_vector(bytes.begin(), bytes.end())};
 }
 
 /// @brief Why `coded` cannot be `count` values in `expected`'s codec, or nothing. Everything a
@@ -222,11 +254,17 @@ inline void add_decoded(const coded_values& coded, std::size_t begin, std::span<
   switch (coded.spec.kind) {
     case codec::float16:
     case codec::bfloat16: {
-      const bool half = coded.spec.kind == codec::float16;
-      const std::uint8_t* in = coded.bytes.data() + 2 * begin;
-      for (std::size_t i = 0; i < out.size(); ++i) {
-        const auto code = std::uint16_t(in[2 * i] | (in[2 * i + 1] << 8));
-        out[i] += weight * (half ? from_float16(code) : from_bfloat16(code));
+      std::uint16_t codes[detail::code_buffer];
+      float decoded[detail::code_buffer];
+      for (std::size_t i = 0; i < out.size(); i += detail::code_buffer) {
+        const auto n = std::min(detail::code_buffer, out.size() - i);
+        detail::load_codes(coded.bytes.data() + 2 * (begin + i), n, codes);
+        if (coded.spec.kind == codec::float16) {
+          convert_from_float16(codes, std::span(decoded, n));
+        } else {
+          for (std::size_t j = 0; j < n; ++j) decoded[j] = from_bfloat16(codes[j]);
+        }
+        for (std::size_t j = 0; j < n; ++j) out[i + j] += weight * decoded[j];
       }
       return;
     }
@@ -237,10 +275,14 @@ inline void add_decoded(const coded_values& coded, std::size_t begin, std::span<
   }
 }
 
-/// @brief The checked values, whole, into `out` (a learner decoding its task's parameters).
-inline void decode(const coded_values& coded, std::span<float> out) {
-  std::fill(out.begin(), out.end(), 0.0f);
-  add_decoded(coded, 0, out, 1.0f);
+/// @brief The checked values, whole, into `out` (a learner decoding its task's parameters), on
+/// `threads` threads (0: one per core) for large inputs.
+inline void decode(const coded_values& coded, std::span<float> out, std::size_t threads = 0) {
+  flotilla::detail::for_each_piece(out.size(), threads, [&](std::size_t begin, std::size_t end) {
+    const auto piece = out.subspan(begin, end - begin);
+    std::fill(piece.begin(), piece.end(), 0.0f);
+    add_decoded(coded, begin, piece, 1.0f);
+  });
 }
 
 }  // namespace flotilla::compression

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "flotilla/concepts/parameter_set.hpp"
+#include "flotilla/fwd.hpp"
 
 namespace flotilla {
 

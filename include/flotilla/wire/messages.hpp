@@ -22,7 +22,7 @@ namespace detail {
 
 // A stage's payload: a byte count, bounded by decode_limits::max_payload and by what is left of
 // the message before anything is allocated, then the bytes.
-inline void write_payload(wire_writer& out, const std::vector<std::uint8_t>& payload) {
+inline void write_payload(wire_writer& out, std::span<const std::uint8_t> payload) {
   out.write(static_cast<std::uint64_t>(payload.size()));
   out.write_bytes(payload.data(), payload.size());
 }
