@@ -20,6 +20,7 @@ for id in 0 1 2 3; do
 done
 until grep -q "^round  1:" root.out 2>/dev/null; do sleep 0.02; done
 kill -9 "$edge_pid"
+wait "$edge_pid" 2>/dev/null || true  # gone, and its port with it, before the new edge binds it
 echo "killed edge 1"
 start_edge 1 "$2"
 status=0

@@ -117,7 +117,7 @@ TEST_CASE("a checkpoint of format version 2 (Flotilla 0.3) still loads: checkpoi
   }
   auto bytes = flotilla::read_file(file.path);
   REQUIRE(bytes.size() > 7);
-  CHECK(bytes[5] == std::byte{4});  // after cereal's endianness byte and the 4-byte magic: the version
+  CHECK(bytes[5] == std::byte{5});  // after cereal's endianness byte and the 4-byte magic: the version
   bytes[5] = std::byte{2};
   flotilla::write_file_atomically(file.path, bytes);
   federation_setup setup;
@@ -154,7 +154,7 @@ TEST_CASE("bad checkpoints are refused with the file named, and nothing changes"
     bytes[6] = std::byte{0};
     flotilla::write_file_atomically(file.path, bytes);
     CHECK_THROWS_WITH_AS(flotilla::load_checkpoint(setup.coordinator, file.path),
-                         doctest::Contains("message has format version 1; this build reads version 2 to 4"),
+                         doctest::Contains("message has format version 1; this build reads version 2 to 5"),
                          flotilla::decode_error);
   }
   SUBCASE("another kind of file") {

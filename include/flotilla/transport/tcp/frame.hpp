@@ -38,7 +38,9 @@ namespace flotilla::tcp {
 /// recognises a plain learner), hellos carry the learner's properties, and payloads use wire
 /// format 3 (settings as numbers, integers or text).
 /// Version 5 (Flotilla 0.6): tasks and replies in wire format 4 (stage payloads).
-inline constexpr std::uint16_t protocol_version = 5;
+/// Version 6 (Flotilla 0.8): tasks and replies in wire format 5 (the codec a reply should use,
+/// named in every task; coded parameters and updates).
+inline constexpr std::uint16_t protocol_version = 6;
 /// "FLTF" as a little-endian 32-bit number.
 inline constexpr std::uint32_t frame_magic = 0x46544C46;
 inline constexpr std::size_t header_size = 32;
