@@ -1,9 +1,11 @@
 // One round over TCP loopback moving a parameter set to 4 learner processes and back, against a
-// plain blocking socket pair moving the same bytes (4 x the payload each way) in the same run.
+// plain blocking socket pair moving the same bytes (4 x the payload each way) in the same run;
+// then the same round with each codec (compression/codec.hpp) against the float32 round.
 // Usage: bench_tcp_round [parameters=25000000 (100 MB of float32)] [learners=4]
 // (The learners are this program started again as `bench_tcp_round --learner PORT ID`.)
 #include <flotilla/coordinators/synchronous.hpp>
 #include <flotilla/parameters.hpp>
+#include <flotilla/round/compressing_learner.hpp>
 #include <flotilla/transport/tcp/learner_client.hpp>
 #include <flotilla/transport/tcp/server_transport.hpp>
 
@@ -19,6 +21,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "timing.hpp"
@@ -26,13 +29,17 @@
 namespace {
 using params = flotilla::parameters<float>;
 
-// Trains nothing: answers each task with the parameters it was given.
+// Trains nothing: answers each task with the parameters it was given, nudged (a change for the
+// codecs to code).
 struct echo_learner {
   using parameters_type = params;
   flotilla::learner_id learner = 0;
   flotilla::learner_id id() const { return learner; }
   flotilla::reply<params> handle(const flotilla::task<params>& work) {
-    return {learner, work.kind, work.round, {1, {}}, *work.parameters};
+    flotilla::reply<params> answer{learner, work.kind, work.round, {1, {}}, *work.parameters};
+    auto values = answer.parameters->values();
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] += 1e-3f * float((i * 2654435761u) % 1000);
+    return answer;
   }
 };
 
@@ -65,7 +72,7 @@ class socket_pair {
 
 // A learner process: echoes every task until the aggregator says goodbye.
 int run_learner(unsigned short port, flotilla::learner_id id) {
-  echo_learner learner{id};
+  flotilla::compressing_learner<echo_learner> learner(echo_learner{id});
   flotilla::tcp::learner_client client(learner, {.port = port, .log = nullptr});
   client.run();
   return 0;
@@ -105,10 +112,24 @@ int main(int argc, char** argv) {
   plain_sockets.exchange();
   const auto [round, plain] = bench::interleaved_best_seconds(
       7, [&] { federation.run_round(); }, [&] { plain_sockets.exchange(); });
-  transport.say_goodbye();
-  for (const pid_t learner : learners) waitpid(learner, nullptr, 0);
-
   const double moved = 2 * double(count) * bytes;
   // ratio = Flotilla's throughput / the socket pair's; the target is >= 0.5 (a round within 2x).
   bench::report("tcp_round_throughput", moved / round / 1e9, "GB/s", "blocking_socket_pair_GB/s", moved / plain / 1e9);
+
+  // Each codec both ways (top_k replies with int8 tasks), against float32 rounds interleaved with
+  // them: the model's float32 bytes moved per second, so a ratio above 1 is a faster round.
+  namespace compression = flotilla::compression;
+  for (const auto& [down, up] : std::vector<std::pair<const char*, const char*>>{
+           {"float16", "float16"}, {"int8", "int8"}, {"int4", "int4"}, {"int8", "top_k:0.01"}}) {
+    flotilla::coordinator coded(transport, initial,
+                                {.quorum = count, .wait_for_learners = std::chrono::seconds(30),
+                                 .compression = {compression::parse_codec(down), compression::parse_codec(up)}});
+    coded.run_round();
+    const auto [coded_round, float32_round] =
+        bench::interleaved_best_seconds(5, [&] { coded.run_round(); }, [&] { federation.run_round(); });
+    const std::string name = std::string("tcp_round_") + down + "_" + std::string(up).substr(0, std::string(up).find(':'));
+    bench::report(name.c_str(), moved / coded_round / 1e9, "GB/s", "float32_round_GB/s", moved / float32_round / 1e9);
+  }
+  transport.say_goodbye();
+  for (const pid_t learner : learners) waitpid(learner, nullptr, 0);
 }

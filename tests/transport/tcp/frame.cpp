@@ -84,7 +84,9 @@ TEST_CASE("a header round-trips and is checked field by field") {
   SUBCASE("another protocol version, named with ours") {
     bytes[4] = std::byte{9};
     CHECK_THROWS_WITH_AS((void)flotilla::tcp::decode_header(bytes, 1000),
-                         "peer speaks protocol version 9; this build speaks version 5", protocol_error);
+                         ("peer speaks protocol version 9; this build speaks version " +
+                          std::to_string(flotilla::tcp::protocol_version)).c_str(),
+                         protocol_error);
   }
   SUBCASE("a corrupted length is caught by the header checksum") {
     bytes[20] = std::byte{0x7F};

@@ -25,6 +25,9 @@ flotilla::coordinator_options round_options(std::size_t quorum) {
 
 // "learner: reason" lines. A peer's reset reaches the aggregator through its pending read or,
 // when a heartbeat is being written at that moment, through the write; both are the same fault.
+const std::string current_version = std::to_string(flotilla::tcp::protocol_version);
+const std::string previous_version = std::to_string(flotilla::tcp::protocol_version - 1);
+
 std::string rejections_of(const flotilla::round_record& record) {
   std::string out;
   for (const auto& r : record.rejections) {
@@ -71,7 +74,7 @@ TEST_CASE("a learner gives up on an aggregator that speaks another protocol vers
   captured_log log;
   asio::io_context io;
   asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-  // An aggregator from another release: answers each opening with a challenge of version 4.
+  // An aggregator from the release before: answers each opening with a challenge of its version.
   std::thread old_aggregator([&] {
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto socket = acceptor.accept();
@@ -79,7 +82,7 @@ TEST_CASE("a learner gives up on an aggregator that speaks another protocol vers
       asio::read(socket, asio::buffer(opening));
       const auto nonce = flotilla::tcp::make_challenge();
       auto challenge = make_frame(frame_type::challenge, 0, flotilla::tcp::encode_challenge(nonce));
-      challenge.header[4] = std::byte{4};
+      challenge.header[4] = std::byte{flotilla::tcp::protocol_version - 1};
       asio::write(socket, asio::buffer(challenge.header));
       asio::write(socket, asio::buffer(challenge.payload.front().data(), challenge.payload.front().size()));
       std::error_code ignored;
@@ -91,7 +94,8 @@ TEST_CASE("a learner gives up on an aggregator that speaks another protocol vers
   client_thread learner(1, options);
   CHECK(learner.wait() == flotilla::tcp::client_exit::version_mismatch);
   old_aggregator.join();
-  CHECK(log.wait_for("learner 1: giving up: the aggregator speaks protocol version 4; this learner speaks version 5"));
+  CHECK(log.wait_for("learner 1: giving up: the aggregator speaks protocol version " + previous_version +
+                     "; this learner speaks version " + current_version));
 }
 
 TEST_CASE("bad frames from an unregistered peer close only that connection, with the reason logged") {
@@ -112,9 +116,10 @@ TEST_CASE("bad frames from an unregistered peer close only that connection, with
   SUBCASE("unknown protocol version") {
     raw_peer peer(transport.port());
     auto bad = make_frame(frame_type::opening, 0);
-    bad.header[4] = std::byte{4};  // Flotilla 0.5's version: refused with both versions named
+    bad.header[4] = std::byte{flotilla::tcp::protocol_version - 1};  // the release before: refused with both versions named
     peer.write_frame(bad);
-    CHECK(log.wait_for("protocol error: peer speaks protocol version 4; this build speaks version 5"));
+    CHECK(log.wait_for("protocol error: peer speaks protocol version " + previous_version + "; this build speaks version " +
+                       current_version));
   }
   SUBCASE("length over the limit") {
     raw_peer peer(transport.port());
