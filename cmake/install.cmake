@@ -1,11 +1,17 @@
 # Install the headers and export flotilla::flotilla, flotilla::data, flotilla::tcp,
-# flotilla::crypto, flotilla::secure_aggregation and, when built, flotilla::compiled for find_package.
+# flotilla::crypto, flotilla::secure_aggregation and, when built, flotilla::torch and
+# flotilla::compiled for find_package.
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY include/flotilla DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS flotilla flotilla_data EXPORT flotillaTargets)
 if(FLOTILLA_TCP)
   install(TARGETS flotilla_tcp flotilla_crypto flotilla_secure_aggregation EXPORT flotillaTargets)
+endif()
+set(flotilla_built_with_torch FALSE)
+if(TARGET flotilla_torch)
+  install(TARGETS flotilla_torch EXPORT flotillaTargets)
+  set(flotilla_built_with_torch TRUE)
 endif()
 if(FLOTILLA_SEPARATE_COMPILATION)
   install(TARGETS flotilla_compiled EXPORT flotillaTargets)
