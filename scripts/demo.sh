@@ -7,6 +7,8 @@
 #                                          aggregation (SecAgg+); one learner is killed in round 3
 #   ./scripts/demo.sh --hierarchy [--port P] [--rounds N] ...        a root aggregator, 2 edge aggregators
 #                                          and 10 learner processes on 127.0.0.1 (hierarchical FL)
+#   ./scripts/demo.sh --torch [--tcp] [--rounds N] [--channels C] ...  a LibTorch CNN, in memory or as an
+#                                          aggregator and 10 learner processes (needs libtorch-dev)
 #   ./scripts/demo.sh --dp [--epsilon E|none] [--rounds T] [--learners N] [--sampling-rate Q]
 #                                          learner-level differential privacy: 6,000 learners
 #                                          made on demand, Poisson sampling, epsilon 8 at 1e-5
@@ -24,6 +26,37 @@ if [ "${1:-}" = "--dp" ]; then
   shift
   cmake --build "$build" --target 07_private_federation -j "$FLOTILLA_JOBS"
   "$build/examples/07_private_federation" --history-csv "$history" "$@"
+  plot_history
+  exit 0
+fi
+
+if [ "${1:-}" = "--torch" ]; then
+  # A LibTorch CNN: in memory, or with --tcp an aggregator and K learner processes of the same program.
+  shift
+  cmake --build "$build" --target 08_torch_cnn -j "$FLOTILLA_JOBS"
+  if [ "${1:-}" != "--tcp" ]; then
+    "$build/examples/08_torch_cnn" --history-csv "$history" "$@"
+    plot_history
+    exit 0
+  fi
+  shift
+  learners=10
+  port=7800
+  arguments=("$@")
+  for ((i = 0; i < ${#arguments[@]}; i++)); do
+    case "${arguments[$i]}" in
+      --learners) learners="${arguments[$((i + 1))]}" ;;
+      --port) port="${arguments[$((i + 1))]}" ;;
+    esac
+  done
+  trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+  "$build/examples/08_torch_cnn" --aggregate yes --history-csv "$history" "$@" &
+  aggregator=$!
+  for ((id = 0; id < learners; id++)); do
+    "$build/examples/08_torch_cnn" --learner "$id" --learners "$learners" --port "$port" 2>"$build/learner-$id.log" &
+  done
+  echo "started $learners learner processes (logs: $build/learner-*.log)"
+  wait "$aggregator"
   plot_history
   exit 0
 fi

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 flotilla_packages=(cmake g++ make libeigen3-dev libcereal-dev doctest-dev zlib1g-dev dataset-fashion-mnist
-                   libasio-dev libssl-dev openssl)
+                   libasio-dev libssl-dev openssl libtorch-dev)
 
 flotilla_install_packages() {
   local missing=()

@@ -216,3 +216,29 @@ TEST_CASE("what a torch model cannot federate or train on is refused with the re
   CHECK(evaluated.examples == 4);
   CHECK(evaluated.metrics.count("accuracy") == 0);  // regression targets: a loss only
 }
+
+namespace {
+// A LibTorch dataset of its own: example i is ([i, 2i], i % 2).
+struct pairs : torch::data::datasets::Dataset<pairs> {
+  torch::data::Example<> get(std::size_t index) override {
+    const auto i = float(index);
+    return {torch::tensor({i, 2 * i}), torch::tensor(std::int64_t(index % 2))};
+  }
+  torch::optional<std::size_t> size() const override { return 5; }
+};
+}  // namespace
+
+TEST_CASE("a LibTorch dataset becomes torch_data, every example stacked in order") {
+  pairs dataset;
+  const auto data = flotilla::to_torch_data(dataset);
+  CHECK(data.size() == 5);
+  CHECK(data.inputs.size(0) == 5);
+  CHECK(data.inputs.size(1) == 2);
+  CHECK(data.inputs[3][1].item<float>() == 6.0f);
+  CHECK((data.targets.scalar_type() == torch::kInt64));
+  CHECK(data.targets[3].item<std::int64_t>() == 1);
+  const std::vector<std::size_t> picked{4, 0};
+  const auto subset = data.subset(picked);
+  CHECK(subset.inputs[0][0].item<float>() == 4.0f);
+  CHECK(subset.targets[1].item<std::int64_t>() == 0);
+}

@@ -49,6 +49,24 @@ struct torch_data {
   }
 };
 
+/// A LibTorch dataset (torch::data::datasets, or your own with size() and get(i) returning a
+/// torch::data::Example) as torch_data: every example stacked, inputs and targets.
+/// @throws configuration_error for a dataset whose size is unknown or zero.
+template <class Dataset>
+[[nodiscard]] torch_data to_torch_data(Dataset& dataset) {
+  const auto size = dataset.size();
+  if (!size || *size == 0) throw configuration_error("to_torch_data: the dataset has no known size or no examples");
+  std::vector<torch::Tensor> inputs, targets;
+  inputs.reserve(*size);
+  targets.reserve(*size);
+  for (std::size_t i = 0; i < *size; ++i) {
+    auto example = dataset.get(i);
+    inputs.push_back(std::move(example.data));
+    targets.push_back(std::move(example.target));
+  }
+  return {torch::stack(inputs), torch::stack(targets)};
+}
+
 /// Makes an optimizer over a module's parameters for one fit, given its learning rate.
 using torch_optimizer_factory =
     std::function<std::unique_ptr<torch::optim::Optimizer>(std::vector<torch::Tensor> parameters, double learning_rate)>;
