@@ -13,6 +13,7 @@
 #include <span>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define FLOTILLA_HAS_F16C_PATH 1
 #endif
@@ -77,7 +78,12 @@ namespace detail {
 // The x86 F16C instructions (every x86-64 processor since 2012 or so) convert eight values at a
 // time, rounding to nearest even as the functions above do; used when the processor has them.
 inline bool has_f16c() {
-  static const bool present = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  // F16C is CPUID leaf 1, ECX bit 29 (Clang's __builtin_cpu_supports does not name it); AVX's
+  // check includes the operating system's support for its registers.
+  static const bool present = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0 && __builtin_cpu_supports("avx");
+  }();
   return present;
 }
 __attribute__((target("avx,f16c"))) inline std::size_t to_float16_f16c(const float* in, std::uint16_t* out, std::size_t n) {
