@@ -2,9 +2,9 @@
 // on its own IID tenth of the training images, FedAvg on the coordinator, evaluation on the
 // test set. The same program is also the aggregator and the learners of the same federation
 // over TCP (./scripts/demo.sh --torch --tcp).
-//   08_torch_cnn [--rounds 12] [--learners 10] [--seconds 600] [--data DIR] [--channels 16]
+//   08_torch_cnn [--rounds 30] [--learners 10] [--seconds 600] [--data DIR] [--channels 16]
 //                [--to-learners CODEC] [--to-aggregator CODEC] [--history-csv FILE]
-//   08_torch_cnn --aggregate yes [--port 7800] [--learners 10] [--rounds 12] ...  over TCP: the aggregator
+//   08_torch_cnn --aggregate yes [--port 7800] [--learners 10] [--rounds 30] ...  over TCP: the aggregator
 //   08_torch_cnn --learner ID [--port 7800] [--learners 10] ...                  over TCP: learner ID
 #include <flotilla/models/torch.hpp>
 #include <flotilla/round/compressing_learner.hpp>
@@ -51,7 +51,7 @@ flotilla::torch_data as_tensors(const example::data& images) {
 
 int main(int argc, char** argv) {
   auto flags = example::parse_flags(argc, argv,
-                                    {{"rounds", "12"}, {"learners", "10"}, {"seconds", "600"}, {"data", ""}, {"channels", "16"},
+                                    {{"rounds", "30"}, {"learners", "10"}, {"seconds", "600"}, {"data", ""}, {"channels", "16"},
                                      {"to-learners", "none"}, {"to-aggregator", "none"}, {"history-csv", ""},
                                      {"aggregate", "no"}, {"learner", ""}, {"port", "7800"}});
   const std::size_t rounds = std::stoul(flags["rounds"]), learners = std::stoul(flags["learners"]);
