@@ -1,5 +1,6 @@
 #include <flotilla/models/torch.hpp>
 
+#include <flotilla/algorithms/privacy/learner.hpp>
 #include <flotilla/coordinators/synchronous.hpp>
 #include <flotilla/models/linear_regression.hpp>
 #include <flotilla/round/learner.hpp>
@@ -241,4 +242,26 @@ TEST_CASE("a LibTorch dataset becomes torch_data, every example stacked in order
   const auto subset = data.subset(picked);
   CHECK(subset.inputs[0][0].item<float>() == 4.0f);
   CHECK(subset.targets[1].item<std::int64_t>() == 0);
+}
+
+TEST_CASE("differential privacy's learner side clips a LibTorch model's update, and the module holds the clipped values") {
+  torch::nn::Linear linear(3, 1);
+  {
+    torch::NoGradGuard no_gradients;
+    linear->weight.zero_();
+    linear->bias.zero_();
+  }
+  flotilla::privacy::private_model clipped(flotilla::torch_model(linear, {.sgd = {.learning_rate = 0.1, .epochs = 5, .batch_size = 0}},
+                                                        flotilla::torch_sgd(), flotilla::torch_mse),
+                                  {.clip_norm = 0.05});
+  auto global = clipped.parameters();
+  clipped.set_parameters(global);
+  (void)clipped.fit(as_tensors(line_data(16, 3)), {.round = 1, .seed = 1});
+  const auto update = flotilla::difference(clipped.parameters(), global);
+  CHECK(flotilla::l2_norm(update) <= 0.05);
+  CHECK(flotilla::l2_norm(update) > 0.049);  // it trained well past the bound, and was clipped to it
+  // The module computes with the clipped parameters: its forward pass sees them.
+  const auto output = linear->forward(torch::ones({1, 3})).item<float>();
+  const auto p = clipped.parameters().values();
+  CHECK(output == doctest::Approx(double(p[0] + p[1] + p[2] + p[3])).epsilon(1e-6));
 }

@@ -111,7 +111,7 @@ inline std::size_t encode_blocks(std::span<const float> values, const blockwise_
         std::memcpy(codes + slice, q, n);
       } else if (slice % 2 == 0) {  // two to a byte, low nibble first, as 4-bit two's complement
         std::uint8_t* packed = codes + slice / 2;
-        for (std::size_t j = 0; j + 1 < n; j += 2) packed[j / 2] = std::uint8_t((q[j] & 0xF) | (q[j + 1] << 4));
+        for (std::size_t j = 0; j + 1 < n; j += 2) packed[j / 2] = std::uint8_t((q[j] & 0xF) | ((q[j + 1] & 0xF) << 4));
         if (n % 2) packed[n / 2] = std::uint8_t(q[n - 1] & 0xF);  // the high half stays zero
       } else {  // an odd block size: the slice starts in the high half of a byte
         for (std::size_t j = 0; j < n; ++j) {
