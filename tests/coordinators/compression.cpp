@@ -241,8 +241,10 @@ TEST_CASE("a federated linear model ends where it should with every codec") {
   const std::vector<float> truth{2, -1, 0.5f, 0.25f};
   const auto uncompressed = federate({}, 30);
   for (std::size_t i = 0; i < truth.size(); ++i) CHECK(uncompressed[i] == doctest::Approx(truth[i]).epsilon(1e-3));
-  for (const auto& [down, up] : std::vector<std::pair<const char*, const char*>>{
+  for (const auto& codecs : std::vector<std::pair<const char*, const char*>>{
            {"none", "float16"}, {"bfloat16", "bfloat16"}, {"float16", "int8:2"}, {"int8:2", "int4:2"}, {"none", "top_k:0.25"}}) {
+    const char* down = codecs.first;  // named, not bound: Clang 14 cannot capture a structured binding
+    const char* up = codecs.second;
     CAPTURE(down);
     CAPTURE(up);
     const auto compressed = federate({.to_learners = compression::parse_codec(down), .to_aggregator = compression::parse_codec(up)}, 30);
