@@ -18,6 +18,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 build="$FLOTILLA_ROOT/build/release"
 cmake -S "$FLOTILLA_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BUILD_TESTS=OFF >/dev/null
 
+# The value given as --NAME among the arguments, or DEFAULT.
+flag_value() {  # <name> <default> <arguments...>
+  local name="$1" value="$2"
+  shift 2
+  while [ $# -gt 0 ]; do
+    [ "$1" = "--$name" ] && [ $# -ge 2 ] && value="$2"
+    shift
+  done
+  echo "$value"
+}
+
 # Each run writes its history beside its output and plots it (scripts/plot_history.sh).
 history="$build/demo_history.csv"
 plot_history() { "$FLOTILLA_ROOT/scripts/plot_history.sh" "$history" "${history%.csv}.svg"; }
@@ -40,15 +51,8 @@ if [ "${1:-}" = "--torch" ]; then
     exit 0
   fi
   shift
-  learners=10
-  port=7800
-  arguments=("$@")
-  for ((i = 0; i < ${#arguments[@]}; i++)); do
-    case "${arguments[$i]}" in
-      --learners) learners="${arguments[$((i + 1))]}" ;;
-      --port) port="${arguments[$((i + 1))]}" ;;
-    esac
-  done
+  learners=$(flag_value learners 10 "$@")
+  port=$(flag_value port 7800 "$@")
   trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
   "$build/examples/08_torch_cnn" --aggregate yes --history-csv "$history" "$@" &
   aggregator=$!
@@ -63,11 +67,7 @@ fi
 
 if [ "${1:-}" = "--hierarchy" ]; then
   shift
-  port=7700
-  arguments=("$@")
-  for ((i = 0; i < ${#arguments[@]}; i++)); do
-    [ "${arguments[$i]}" = "--port" ] && port="${arguments[$((i + 1))]}"
-  done
+  port=$(flag_value port 7700 "$@")
   cmake --build "$build" --target tcp_aggregator tcp_edge tcp_learner -j "$FLOTILLA_JOBS"
   pids=()
   trap 'kill $(jobs -p) "${pids[@]}" 2>/dev/null || true' EXIT
@@ -102,15 +102,8 @@ elif [ "${1:-}" != "--tcp" ]; then
 fi
 
 shift
-learners=10
-port=7700
-arguments=("$@")
-for ((i = 0; i < ${#arguments[@]}; i++)); do
-  case "${arguments[$i]}" in
-    --learners) learners="${arguments[$((i + 1))]}" ;;
-    --port) port="${arguments[$((i + 1))]}" ;;
-  esac
-done
+learners=$(flag_value learners 10 "$@")
+port=$(flag_value port 7700 "$@")
 cmake --build "$build" --target tcp_aggregator tcp_learner -j "$FLOTILLA_JOBS"
 pids=()
 trap 'kill $(jobs -p) "${pids[@]}" 2>/dev/null || true' EXIT
