@@ -6,7 +6,7 @@
 //                [--to-learners CODEC] [--to-aggregator CODEC] [--history-csv FILE]
 //   08_torch_cnn --aggregate yes [--port 7800] [--learners 10] [--rounds 30] ...  over TCP: the aggregator
 //   08_torch_cnn --learner ID [--port 7800] [--learners 10] ...                  over TCP: learner ID
-#include <flotilla/models/torch.hpp>
+#include <flotilla/integrations/torch/model.hpp>
 #include <flotilla/round/compressing_learner.hpp>
 #include <flotilla/transport/tcp/learner_client.hpp>
 #include <flotilla/transport/tcp/server_transport.hpp>

@@ -11,7 +11,7 @@
 #   7 coordinators             coordinators/
 #   8 persistence              persistence/
 #   9 transports               transport/ (the TCP learner side never includes the server side)
-#  10 reference parts          models/ data/ models.hpp data.hpp
+#  10 reference parts          models/ data/ models.hpp data.hpp integrations/ (outside model libraries)
 #  11 umbrella                 flotilla.hpp
 if(NOT ROOT)
   message(FATAL_ERROR "pass -DROOT=<include directory>")
@@ -39,7 +39,7 @@ function(flotilla_layer path out)
     set(layer 8)
   elseif(path MATCHES "^flotilla/transport/")
     set(layer 9)
-  elseif(path MATCHES "^flotilla/(models|data)/" OR path MATCHES "^flotilla/(models|data)\\.hpp$")
+  elseif(path MATCHES "^flotilla/(models|data|integrations)/" OR path MATCHES "^flotilla/(models|data)\\.hpp$")
     set(layer 10)
   elseif(path STREQUAL "flotilla/flotilla.hpp")
     set(layer 11)

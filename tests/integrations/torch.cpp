@@ -1,4 +1,4 @@
-#include <flotilla/models/torch.hpp>
+#include <flotilla/integrations/torch/model.hpp>
 
 #include <flotilla/algorithms/privacy/learner.hpp>
 #include <flotilla/coordinators/synchronous.hpp>
