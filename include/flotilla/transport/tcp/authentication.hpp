@@ -28,8 +28,11 @@ using hello_proof = std::array<std::byte, challenge_size>;
 /// Initializes OpenSSL now, on the calling thread. A transport calls it before starting its own
 /// thread: OpenSSL registers its exit-time cleanup at first use, and a cleanup registered later
 /// than a static transport would run before that transport's destructor stops its thread.
+/// (Options of 0 would not do: OpenSSL returns at once for options already done, and no options
+/// always count as done. Loading the configuration is what its first use would do anyway.)
 inline void initialize_openssl() {
-  if (OPENSSL_init_crypto(0, nullptr) != 1) throw security_error("OpenSSL could not be initialized");
+  if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr) != 1)
+    throw security_error("OpenSSL could not be initialized");
 }
 
 /// A nonce from OpenSSL's generator. @throws std::runtime_error if it cannot produce one.
