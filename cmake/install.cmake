@@ -1,6 +1,6 @@
 # Install the headers and export flotilla::flotilla, flotilla::data, flotilla::tcp,
-# flotilla::crypto, flotilla::secure_aggregation and, when built, flotilla::torch and
-# flotilla::compiled for find_package.
+# flotilla::crypto, flotilla::secure_aggregation and, when built, flotilla::torch, flotilla::mpi
+# and flotilla::compiled for find_package.
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY include/flotilla DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -12,6 +12,11 @@ set(flotilla_built_with_torch FALSE)
 if(TARGET flotilla_torch)
   install(TARGETS flotilla_torch EXPORT flotillaTargets)
   set(flotilla_built_with_torch TRUE)
+endif()
+set(flotilla_built_with_mpi FALSE)
+if(TARGET flotilla_mpi)
+  install(TARGETS flotilla_mpi EXPORT flotillaTargets)
+  set(flotilla_built_with_mpi TRUE)
 endif()
 if(FLOTILLA_SEPARATE_COMPILATION)
   install(TARGETS flotilla_compiled EXPORT flotillaTargets)

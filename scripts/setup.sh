@@ -4,7 +4,7 @@
 set -euo pipefail
 
 flotilla_packages=(cmake g++ make libeigen3-dev libcereal-dev doctest-dev zlib1g-dev dataset-fashion-mnist
-                   libasio-dev libssl-dev openssl libtorch-dev)
+                   libasio-dev libssl-dev openssl libtorch-dev libopenmpi-dev openmpi-bin)
 
 flotilla_install_packages() {
   local missing=()

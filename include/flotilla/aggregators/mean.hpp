@@ -4,11 +4,13 @@
 // model, whatever the number of learners.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -121,6 +123,35 @@ class basic_mean {
     else axpy(*sum_, scalar_type{1}, *other.sum_);
     total_weight_ += other.total_weight_;
     accepted_ += other.accepted_;
+  }
+
+  /// What accept() built this round, for a rule in another process to merge_partial(): the
+  /// update count, the total weight and the weighted sum. (A template on wire/codec.hpp's
+  /// wire_writer, so that this header needs no serialization library.)
+  template <class Writer>
+  void write_partial(Writer& out) const {
+    out.write(static_cast<std::uint64_t>(accepted_));
+    out.write(total_weight_);
+    if (accepted_ > 0) wire_codec<P>::write(out, *sum_);
+  }
+
+  /// Folds in a state written by write_partial() of the same rule, as merge() would.
+  /// @throws decode_error if the bytes are malformed, layout_error if the sum's layout differs.
+  template <class Reader>
+  void merge_partial(Reader& in) {
+    const auto accepted = in.template read<std::uint64_t>("partial update count");
+    const auto weight = in.template read<double>("partial total weight");
+    if (accepted == 0) return;
+    if (!std::isfinite(weight) || weight <= 0)
+      throw decode_error("a partial mean of " + std::to_string(accepted) + " updates has total weight " +
+                         std::to_string(weight));
+    if (!sum_) throw usage_error("merge_partial() before start(): the rule has no layout yet");
+    const P sum = wire_codec<P>::read(in);
+    require_same_layout(sum, *sum_, "the partial sum", "this round's model");
+    if (accepted_ == 0) detail::parallel_copy(std::span<const scalar_type>(sum.values()), sum_->values());
+    else axpy(*sum_, scalar_type{1}, sum);
+    total_weight_ += weight;
+    accepted_ += static_cast<std::size_t>(accepted);
   }
 
   [[nodiscard]] std::size_t accepted() const { return accepted_; }

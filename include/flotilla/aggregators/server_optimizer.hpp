@@ -157,6 +157,17 @@ class server_optimizer {
     inner_.accept_coded(updates);
   }
   void merge(const server_optimizer& other) { inner_.merge(other.inner_); }
+  /// The inner rule's partial state (see PartialAggregator): the optimizer's own state stays.
+  template <class Writer>
+    requires PartialAggregator<Inner, P>
+  void write_partial(Writer& out) const {
+    inner_.write_partial(out);
+  }
+  template <class Reader>
+    requires PartialAggregator<Inner, P>
+  void merge_partial(Reader& in) {
+    inner_.merge_partial(in);
+  }
   [[nodiscard]] std::size_t accepted() const { return inner_.accepted(); }
   /// The inner rule's screen and figures, when it has them (a dp_mean inside, for instance).
   [[nodiscard]] std::optional<std::string> screen(const P& update) const

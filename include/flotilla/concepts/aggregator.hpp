@@ -93,6 +93,16 @@ concept CodedAggregator = Aggregator<A, P> && requires(A& a, std::span<const cod
   a.accept_coded(updates);
 };
 
+/// @brief An Aggregator whose partial state of a round can travel: `ca.write_partial(out)` writes
+/// what it has accepted so far, and `a.merge_partial(in)` folds such a state in as merge() would.
+/// A process that hosts many learners (an MPI rank) folds their replies itself and sends one
+/// partial state, not every update; other rules are sent each update.
+template <class A, class P>
+concept PartialAggregator = Aggregator<A, P> && requires(const A& ca, A& a, wire_writer& out, wire_reader& in) {
+  ca.write_partial(out);
+  a.merge_partial(in);
+};
+
 /// Whether rule `A` keeps every update of a round until `result()` (robust rules such as the
 /// median or Krum), so that its memory grows with the number of learners. A rule says so with
 /// `static constexpr bool gathers_all_updates = true;`; streaming rules need say nothing.

@@ -91,7 +91,20 @@ class reply_door {
     return problem;
   }
 
+  /// A reply that another door of the same task admitted (an MPI rank checks its own learners'
+  /// replies and sends on what it folded): counted as admitted here, or the reason it cannot be.
+  [[nodiscard]] std::optional<std::string> admit_checked(learner_id learner, std::int64_t examples) {
+    if (!pending_.contains(learner)) return "learner was not asked for this task or has already answered it";
+    if (examples <= 0 || examples > max_examples_)
+      return "reply claims " + std::to_string(examples) + " examples; the limit is " + std::to_string(max_examples_);
+    if (examples_ > std::numeric_limits<std::int64_t>::max() - examples) return "the round's example count would overflow";
+    pending_.erase(learner);
+    examples_ += examples;
+    return std::nullopt;
+  }
+
   [[nodiscard]] const std::set<learner_id>& pending() const { return pending_; }
+  [[nodiscard]] std::int64_t max_examples() const { return max_examples_; }
   [[nodiscard]] std::int64_t examples() const { return examples_; }
   [[nodiscard]] task_kind kind() const { return kind_; }
   [[nodiscard]] std::uint64_t round() const { return round_; }

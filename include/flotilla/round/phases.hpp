@@ -75,6 +75,20 @@ void fold_replies(Rule& rule, std::span<reply<P>> replies, const P& base) {
   }
 }
 
+/// @brief A transport that folds fit replies where they arise: `t.fold_exchange(work, door, rule,
+/// options, log, consume)` sends `work` to the door's pending learners, hands the replies that
+/// reach this process to `consume` through `door`, merges into `rule` the partial states other
+/// processes folded from their own learners' replies (see PartialAggregator), and returns the
+/// exchange's outcome. The MPI transport is one: rank 0 receives a model per rank, not per learner.
+template <class T, class Rule>
+concept FoldingTransport =
+    Transport<T> && requires(T& t, const task<typename T::parameters_type>& work,
+                             reply_door<typename T::parameters_type>& door, Rule& rule, const exchange_options& options,
+                             rejection_log& log,
+                             const std::function<void(std::span<reply<typename T::parameters_type>>)>& consume) {
+      { t.fold_exchange(work, door, rule, options, log, consume) } -> std::same_as<exchange_outcome>;
+    };
+
 namespace detail {
 inline double seconds_since(deadline_clock::time_point start) {
   return std::chrono::duration<double>(deadline_clock::now() - start).count();
@@ -105,7 +119,7 @@ class fit_phase {
     task<P> work{.kind = task_kind::fit, .round = record.round, .parameters = state.global,
                  .config = std::move(config), .payload = {}, .reply_codec = codecs_.to_aggregator};
     if (codecs_.to_learners.kind != compression::codec::none) code_parameters(work, *state.global);
-    const auto fold = [&](std::span<reply<P>> replies) {
+    const std::function<void(std::span<reply<P>>)> fold = [&](std::span<reply<P>> replies) {
       fold_replies(rule_, replies, *state.global);
       for (const auto& answer : replies)  // edge aggregators report what happened below them
         if (!answer.payload.empty()) record.edges.push_back(decode_subtree(answer.payload));
@@ -114,16 +128,20 @@ class fit_phase {
     if constexpr (ScreeningAggregator<Rule, P>) screen = [this](const P& update) { return rule_.screen(update); };
     reply_door<P> door(work, record.selected, reply_parameters::required, state.max_examples_per_reply, std::move(screen),
                        state.global);
-    if (configure_) {
-      for (const auto learner : record.selected) {
-        auto own = work;
-        own.config = configure_(learner, work.config);
-        state.transport.send(own, std::span(&learner, 1));
+    auto outcome = [&] {
+      if constexpr (FoldingTransport<T, Rule>)  // one task for all: settings of their own go one by one
+        if (!configure_) return state.transport.fold_exchange(work, door, rule_, state.exchange, state.rejections, fold);
+      if (configure_) {
+        for (const auto learner : record.selected) {
+          auto own = work;
+          own.config = configure_(learner, work.config);
+          state.transport.send(own, std::span(&learner, 1));
+        }
+      } else {
+        state.transport.send(work, record.selected);
       }
-    } else {
-      state.transport.send(work, record.selected);
-    }
-    auto outcome = collect_replies(state.transport, door, state.exchange, state.rejections, fold);
+      return collect_replies(state.transport, door, state.exchange, state.rejections, fold);
+    }();
     record.participants = std::move(outcome.accepted);
     record.fit_metrics = std::move(outcome.metrics);
     record.examples = outcome.examples;

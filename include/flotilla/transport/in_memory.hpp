@@ -6,6 +6,7 @@
 //  - on_demand_transport simulates a large federation: a learner is built when a task arrives
 //    for it and dropped after its reply, so memory follows the learners at work, not their number.
 
+#include <algorithm>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -154,8 +155,8 @@ class in_memory_transport {
   detail::thread_pool pool_;  // last: joined first, while everything its jobs touch still lives
 };
 
-/// @brief A `Transport` over `count` learners with ids 0 to count - 1 that exist only while
-/// they work: `make(id)` builds learner `id` when a task arrives for it, on a worker thread (so
+/// @brief A `Transport` over `count` learners with ids 0 to count - 1 (or over the ids given)
+/// that exist only while they work: `make(id)` builds learner `id` when a task arrives for it, on a worker thread (so
 /// `make` may run on several threads at once and must only read shared state), and the learner
 /// is destroyed once it has replied. What a learner must keep between rounds
 /// (SCAFFOLD's control variate, an optimizer's state) is therefore lost: give such learners an
@@ -175,34 +176,40 @@ class on_demand_transport {
 
   /// @throws configuration_error without learners or without a factory.
   on_demand_transport(std::size_t count, factory make, std::size_t workers = default_worker_count())
-      : busy_(count, false), make_(std::move(make)), pool_(workers) {
-    if (count == 0) throw configuration_error("an on-demand federation needs at least one learner");
+      : on_demand_transport(count_up(count), std::move(make), workers) {}
+
+  /// Learners `ids` only (a share of a larger federation, as an MPI rank hosts).
+  /// @throws configuration_error without learners, with an id twice, or without a factory.
+  on_demand_transport(std::vector<learner_id> ids, factory make, std::size_t workers = default_worker_count())
+      : ids_(sorted_unique(std::move(ids))), busy_(ids_.size(), false), make_(std::move(make)), pool_(workers) {
     if (!make_) throw configuration_error("an on-demand federation needs a function that makes its learners");
   }
 
   [[nodiscard]] std::vector<learner_id> available() const {
     std::lock_guard lock(mutex_);
     std::vector<learner_id> ids;
-    ids.reserve(busy_.size());
-    for (std::size_t id = 0; id < busy_.size(); ++id)
-      if (!busy_[id]) ids.push_back(id);
+    ids.reserve(ids_.size());
+    for (std::size_t i = 0; i < ids_.size(); ++i)
+      if (!busy_[i]) ids.push_back(ids_[i]);
     return ids;
   }
 
   void send(const task<parameters_type>& work, std::span<const learner_id> to) {
     for (auto id : to) {
       std::lock_guard lock(mutex_);
-      if (id >= busy_.size()) {
+      const auto slot = std::ranges::lower_bound(ids_, id);
+      if (slot == ids_.end() || *slot != id) {
         inbox_.push(failure{id, work.kind, work.round,
-                            "no learner with this id in the federation of " + std::to_string(busy_.size())});
+                            "no learner with this id in the federation of " + std::to_string(ids_.size())});
         continue;
       }
-      if (busy_[id]) {
+      const auto index = static_cast<std::size_t>(slot - ids_.begin());
+      if (busy_[index]) {
         inbox_.push(failure{id, work.kind, work.round, "learner is still busy with an earlier task"});
         continue;
       }
-      busy_[id] = true;
-      pool_.submit([this, id, work] { run(id, work); });
+      busy_[index] = true;
+      pool_.submit([this, index, work] { run(index, work); });
     }
   }
 
@@ -210,11 +217,27 @@ class on_demand_transport {
     return inbox_.pop(deadline);
   }
 
-  [[nodiscard]] std::size_t learner_count() const { return busy_.size(); }
+  [[nodiscard]] std::size_t learner_count() const { return ids_.size(); }
   [[nodiscard]] std::size_t worker_count() const { return pool_.size(); }
 
  private:
-  void run(learner_id id, const task<parameters_type>& work) {
+  static std::vector<learner_id> count_up(std::size_t count) {
+    if (count == 0) throw configuration_error("an on-demand federation needs at least one learner");
+    std::vector<learner_id> ids(count);
+    for (std::size_t i = 0; i < count; ++i) ids[i] = i;
+    return ids;
+  }
+
+  static std::vector<learner_id> sorted_unique(std::vector<learner_id> ids) {
+    if (ids.empty()) throw configuration_error("an on-demand federation needs at least one learner");
+    std::ranges::sort(ids);
+    if (const auto twice = std::ranges::adjacent_find(ids); twice != ids.end())
+      throw configuration_error("learner id " + std::to_string(*twice) + " is given twice");
+    return ids;
+  }
+
+  void run(std::size_t index, const task<parameters_type>& work) {
+    const auto id = ids_[index];
     auto outcome = [&]() -> message<parameters_type> {
       std::optional<L> learner;
       try {
@@ -231,12 +254,13 @@ class on_demand_transport {
     }();  // the learner is gone here; only its reply remains
     {
       std::lock_guard lock(mutex_);
-      busy_[id] = false;
+      busy_[index] = false;
     }
     inbox_.push(std::move(outcome));
   }
 
-  std::vector<bool> busy_;  // by id
+  std::vector<learner_id> ids_;  // sorted
+  std::vector<bool> busy_;       // by position in ids_
   factory make_;
   mutable std::mutex mutex_;  // guards busy_
   detail::inbox<message<parameters_type>> inbox_;
