@@ -9,6 +9,8 @@
 #                                          and 10 learner processes on 127.0.0.1 (hierarchical FL)
 #   ./scripts/demo.sh --torch [--tcp] [--rounds N] [--channels C] ...  a LibTorch CNN, in memory or as an
 #                                          aggregator and 10 learner processes (needs libtorch-dev)
+#   ./scripts/demo.sh --mpi [--ranks R] [--rounds N] ...          the same federation across R (4) MPI
+#                                          ranks on this machine, rank 0 coordinating
 #   ./scripts/demo.sh --dp [--epsilon E|none] [--rounds T] [--learners N] [--sampling-rate Q]
 #                                          learner-level differential privacy: 6,000 learners
 #                                          made on demand, Poisson sampling, epsilon 8 at 1e-5
@@ -37,6 +39,23 @@ if [ "${1:-}" = "--dp" ]; then
   shift
   cmake --build "$build" --target 07_private_federation -j "$FLOTILLA_JOBS"
   "$build/examples/07_private_federation" --history-csv "$history" "$@"
+  plot_history
+  exit 0
+fi
+
+if [ "${1:-}" = "--mpi" ]; then
+  # Ranks on this machine may outnumber its cores (--oversubscribe); root needs mpirun's consent.
+  shift
+  ranks=$(flag_value ranks 4 "$@")
+  forwarded=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--ranks" ]; then shift 2; else forwarded+=("$1"); shift; fi
+  done
+  as_root=()
+  [ "$(id -u)" = 0 ] && as_root=(--allow-run-as-root)
+  cmake --build "$build" --target 09_mpi_fashion_mnist -j "$FLOTILLA_JOBS"
+  mpirun --oversubscribe "${as_root[@]}" -np "$ranks" "$build/examples/09_mpi_fashion_mnist" --history-csv "$history" \
+    "${forwarded[@]}"
   plot_history
   exit 0
 fi

@@ -53,6 +53,13 @@ class protocol_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// An MPI call failed, or another rank of the job broke the MPI transport's protocol. The job
+/// cannot go on: MPI ends a job that loses a rank (resume it from a checkpoint).
+class mpi_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// A cryptographic primitive (OpenSSL) failed where it should not.
 class security_error : public std::runtime_error {
  public:

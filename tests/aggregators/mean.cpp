@@ -1,12 +1,14 @@
 #include <flotilla/aggregators/mean.hpp>
 
 #include <flotilla/parameters.hpp>
+#include <flotilla/wire/codec.hpp>
 
 #include <doctest/doctest.h>
 
 #include "small_parameters.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -92,6 +94,78 @@ TEST_CASE("merged partial results equal one rule that saw everything") {
   CHECK(values_of(root.result()) == std::vector<double>{0.25, 1.75});
   fresh.merge(edge_b);
   CHECK(values_of(fresh.result()) == std::vector<double>{-2, 0});
+}
+
+TEST_CASE("a partial state sent as bytes merges as merge() does (how an MPI rank sends its fold)") {
+  static_assert(flotilla::PartialAggregator<flotilla::weighted_mean<params>, params>);
+  flotilla::weighted_mean<params> rank_a, rank_b;
+  rank_a.start(global);
+  rank_b.start(global);
+  rank_a.accept(of({1, 2}), 1);
+  rank_a.accept(of({3, 4}), 3);
+  rank_b.accept(of({-2, 0}), 4);
+  flotilla::byte_buffer bytes;
+  {
+    flotilla::wire_writer out(bytes);
+    rank_a.write_partial(out);
+  }
+  flotilla::wire_reader in(bytes, {});
+  rank_b.merge_partial(in);
+  CHECK(in.remaining() == 0);
+  CHECK(values_of(rank_b.result()) == std::vector<double>{0.25, 1.75});  // as hand-computed above
+  CHECK(rank_b.accepted() == 3);
+  CHECK(rank_b.total_weight() == 8.0);
+  // Into a rule that accepted nothing: the sum is adopted.
+  flotilla::weighted_mean<params> fresh;
+  fresh.start(global);
+  flotilla::wire_reader again(bytes, {});
+  fresh.merge_partial(again);
+  CHECK(values_of(fresh.result()) == std::vector<double>{2.5, 3.5});
+  // An empty partial is two numbers and changes nothing.
+  flotilla::weighted_mean<params> empty;
+  empty.start(global);
+  flotilla::byte_buffer nothing;
+  {
+    flotilla::wire_writer out(nothing);
+    empty.write_partial(out);
+  }
+  CHECK(nothing.size() == 1 + 8 + 8);  // the writer's byte-order mark, the count, the weight
+  flotilla::wire_reader none(nothing, {});
+  fresh.merge_partial(none);
+  CHECK(fresh.accepted() == 2);
+}
+
+TEST_CASE("a partial state that is malformed, of another layout, or cut short is refused with the reason") {
+  flotilla::weighted_mean<params> rule;
+  rule.start(global);
+  const auto refused = [&](const flotilla::byte_buffer& bytes) {
+    flotilla::wire_reader in(bytes, {});
+    rule.merge_partial(in);
+  };
+  flotilla::byte_buffer bad_weight;
+  {
+    flotilla::wire_writer out(bad_weight);
+    out.write(std::uint64_t{2});
+    out.write(std::numeric_limits<double>::quiet_NaN());
+  }
+  CHECK_THROWS_WITH_AS(refused(bad_weight), "a partial mean of 2 updates has total weight nan", flotilla::decode_error);
+  flotilla::weighted_mean<params> wider;
+  wider.start(of({1, 2, 3}));
+  wider.accept(of({1, 2, 3}), 2);
+  flotilla::byte_buffer other_layout;
+  {
+    flotilla::wire_writer out(other_layout);
+    wider.write_partial(out);
+  }
+  CHECK_THROWS_AS(refused(other_layout), flotilla::layout_error);
+  auto cut = other_layout;
+  cut.resize(cut.size() - 4);
+  CHECK_THROWS_AS(refused(cut), flotilla::decode_error);
+  CHECK(rule.accepted() == 0);  // nothing refused was folded in
+  flotilla::weighted_mean<params> unstarted;
+  flotilla::wire_reader in(other_layout, {});
+  CHECK_THROWS_WITH_AS(unstarted.merge_partial(in), "merge_partial() before start(): the rule has no layout yet",
+                       flotilla::usage_error);
 }
 
 TEST_CASE("start forgets the previous round") {

@@ -16,6 +16,8 @@
 #include <flotilla/transport/in_memory.hpp>
 #include <flotilla/transport/mpi/environment.hpp>
 
+#include "test_learner.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -29,54 +31,14 @@
 
 namespace {
 
-using flotilla::learner_id;
-using model = flotilla::linear_regression<double>;
-using data = model::data_type;
-using params = flotilla::parameters<double>;
+using namespace mpi_test;
 
 flotilla::mpi::environment* mpi = nullptr;  // set by main
-
-// Learner i's data: y = 1 + 2 x0 - x1 + i / 10 on 10 + 3 (i % 7) points. Learners named in
-// `throws` throw, those in `poisons` reply with a NaN, and those in `sleeps` take 3 s.
-struct behaviour {
-  std::vector<learner_id> throws{}, poisons{}, sleeps{};
-  bool has(const std::vector<learner_id>& ids, learner_id id) const { return std::ranges::find(ids, id) != ids.end(); }
-};
-
-class test_learner {
- public:
-  using parameters_type = params;
-  test_learner(learner_id id, behaviour odd) : odd_(std::move(odd)), inner_(id, model(2, {.learning_rate = 0.1, .epochs = 2, .batch_size = 4}), make_data(id), make_data(id + 1000)) {}
-  learner_id id() const { return inner_.id(); }
-  flotilla::reply<params> handle(const flotilla::task<params>& work) {
-    if (work.kind == flotilla::task_kind::fit) {
-      if (odd_.has(odd_.throws, id())) throw std::runtime_error("learner " + std::to_string(id()) + " broke");
-      if (odd_.has(odd_.sleeps, id())) std::this_thread::sleep_for(std::chrono::seconds(3));
-    }
-    auto answer = inner_.handle(work);
-    if (work.kind == flotilla::task_kind::fit && odd_.has(odd_.poisons, id()))
-      answer.parameters->values()[1] = std::numeric_limits<double>::quiet_NaN();
-    return answer;
-  }
-
- private:
-  static data make_data(learner_id i) {
-    const Eigen::Index n = 10 + 3 * Eigen::Index(i % 7);
-    data local{Eigen::MatrixXd(2, n), Eigen::VectorXd(n)};
-    for (Eigen::Index k = 0; k < n; ++k) {
-      local.features(0, k) = std::sin(double(k + 7 * i));
-      local.features(1, k) = std::cos(double(3 * k + i));
-      local.targets(k) = 1 + 2 * local.features(0, k) - local.features(1, k) + double(i % 10) / 10;
-    }
-    return local;
-  }
-  behaviour odd_;
-  flotilla::learner<model, data> inner_;
-};
 
 struct outcome {
   params global;
   flotilla::history history;
+  flotilla::mpi::traffic traffic{};
 };
 
 // The federation of `count` learners run for `rounds` rounds: in one process (on rank 0 only)
@@ -102,7 +64,7 @@ std::optional<outcome> over_mpi(std::size_t count, const behaviour& odd, flotill
   flotilla::coordinator coordinator(transport, model(2).parameters(), std::move(options), std::move(rule));
   coordinator.run(flotilla::stop::after_rounds(rounds));
   transport.finish();
-  return outcome{coordinator.global(), coordinator.history()};
+  return outcome{coordinator.global(), coordinator.history(), transport.traffic()};
 }
 
 void check_close(const params& actual, const params& expected, double tolerance) {
@@ -150,6 +112,12 @@ TEST_CASE("FedAvg over the ranks equals the single-process run: selection, recor
   CHECK(job->history.rounds.front().selected.size() == 19);
   CHECK(job->history.rounds.front().federated_metrics.contains("loss"));
   check_same_rounds(*job, alone, 1e-12);
+  // Fit replies came as one partial aggregate per rank and round; evaluations one by one.
+  std::uint64_t evaluated_elsewhere = 0;
+  for (const auto& round : job->history.rounds)
+    for (auto id : round.evaluated) evaluated_elsewhere += id % 4 != 0;
+  CHECK(job->traffic.partial_aggregates == 4 * 3);
+  CHECK(job->traffic.messages == evaluated_elsewhere);
 }
 
 TEST_CASE("FedAdam over the ranks: each rank's partial mean feeds the same server step") {
@@ -165,6 +133,11 @@ TEST_CASE("a rule that gathers every update (the median) is sent each update fro
   auto job = over_mpi(20, {}, options, flotilla::coordinate_median<params>{}, 3);
   if (!job) return;
   check_same_rounds(*job, single_process(20, {}, options, flotilla::coordinate_median<params>{}, 3), 1e-12);
+  std::uint64_t selected_elsewhere = 0;
+  for (const auto& round : job->history.rounds)
+    for (auto id : round.selected) selected_elsewhere += id % 4 != 0;
+  CHECK(job->traffic.partial_aggregates == 0);
+  CHECK(job->traffic.messages == selected_elsewhere);
 }
 
 TEST_CASE("failures and rejections on every rank reach rank 0's history with their reasons; the round goes on") {
@@ -200,7 +173,7 @@ TEST_CASE("a learner slower than the deadline on another rank: its rank still se
 TEST_CASE("mpi::share deals the ids out in turn and refuses a rank outside the job") {
   CHECK(flotilla::mpi::share(10, 1, 4) == std::vector<learner_id>{1, 5, 9});
   CHECK(flotilla::mpi::share(3, 3, 4).empty());
-  CHECK_THROWS_WITH_AS(flotilla::mpi::share(10, 4, 4), "rank 4 is not one of 4", flotilla::configuration_error);
+  CHECK_THROWS_WITH_AS((void)flotilla::mpi::share(10, 4, 4), "rank 4 is not one of 4", flotilla::configuration_error);
 }
 
 int main(int argc, char** argv) {

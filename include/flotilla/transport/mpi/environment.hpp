@@ -2,10 +2,15 @@
 // MPI for one program: started once per process, ended when the environment goes; and which
 // learners each rank hosts. Only this folder includes <mpi.h> (target flotilla::mpi).
 
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1  // MPI's C API only: its C++ bindings were deprecated in MPI-2.2
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <cstddef>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,14 +19,9 @@
 
 namespace flotilla::mpi {
 
-/// An MPI call that failed, with MPI's own words. MPI's default handler aborts the job first on
-/// most errors; this is what remains when it returns.
-class mpi_error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 namespace detail {
+// An MPI call that failed, with MPI's own words. (MPI's default handler ends the job first on
+// most errors; this is for what it returns.)
 inline void check(int code, const char* call) {
   if (code == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];

@@ -11,6 +11,12 @@
 // rank responsive while its learners train. A rank that dies ends the job, as MPI does: resume
 // from a checkpoint (persistence/checkpoint.hpp) with a new mpirun.
 
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1  // MPI's C API only: its C++ bindings were deprecated in MPI-2.2
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <algorithm>
@@ -52,6 +58,13 @@ struct transport_options {
   /// How long a waiting rank sleeps between looks for MPI traffic: the latency a rank adds to a
   /// command or a reply from another rank.
   std::chrono::microseconds poll_interval{200};
+};
+
+/// What rank 0 has received from the other ranks: the cost a federation puts on it.
+struct traffic {
+  std::uint64_t partial_aggregates = 0;  ///< one per rank and folded fit exchange
+  std::uint64_t messages = 0;            ///< replies and failures sent on one by one
+  std::uint64_t bytes = 0;               ///< all of it
 };
 
 namespace detail {
@@ -241,6 +254,8 @@ class transport {
   }
 
   [[nodiscard]] bool coordinates() const { return rank_ == 0; }
+  /// Rank 0: what the other ranks have sent it so far.
+  [[nodiscard]] const mpi::traffic& traffic() const { return traffic_; }
   [[nodiscard]] int rank() const { return rank_; }
   [[nodiscard]] int ranks() const { return ranks_; }
 
@@ -262,7 +277,7 @@ class transport {
   [[nodiscard]] std::optional<message<P>> receive(deadline_clock::time_point deadline) {
     for (;;) {
       if (auto next = local_.receive(deadline_clock::now())) return next;
-      if (auto in = detail::try_receive(comm_, max_message_bytes())) return remote_message(*in);
+      if (auto in = receive_remote()) return remote_message(*in);
       const auto now = deadline_clock::now();
       if (now >= deadline) return std::nullopt;
       if (auto next = local_.receive(std::min(deadline, now + options_.poll_interval))) return next;
@@ -299,7 +314,7 @@ class transport {
     };
     while (!door.pending().empty() && !(closed && folding.empty())) {
       if (auto next = local_.receive(deadline_clock::now())) tally.take(*next);
-      else if (auto in = detail::try_receive(comm_, max_message_bytes())) take_remote(*in);
+      else if (auto in = receive_remote()) take_remote(*in);
       else if (deadline_clock::now() >= deadline) {
         if (!closed && !folding.empty()) broadcast_command(detail::command::close, {});
         closed = true;
@@ -321,7 +336,7 @@ class transport {
     finished_ = true;
     broadcast_command(detail::command::finish, {});
     for (int remaining = ranks_ - 1; remaining > 0;) {
-      if (auto in = detail::try_receive(comm_, max_message_bytes())) remaining -= in->tag == detail::done_tag;
+      if (auto in = receive_remote()) remaining -= in->tag == detail::done_tag;
       else std::this_thread::sleep_for(options_.poll_interval);
     }
   }
@@ -384,6 +399,17 @@ class transport {
     rejection_log log{rejected, 64};
     reply_tally<P> tally{door, log};
   };
+
+  // A message from another rank, if one is arriving; counted.
+  std::optional<detail::incoming> receive_remote() {
+    auto in = detail::try_receive(comm_, max_message_bytes());
+    if (in) {
+      traffic_.bytes += in->bytes.size();
+      if (in->tag == detail::partial_tag) ++traffic_.partial_aggregates;
+      else if (in->tag != detail::done_tag) ++traffic_.messages;
+    }
+    return in;
+  }
 
   std::uint64_t max_message_bytes() const {
     return options_.limits.max_scalars * sizeof(typename P::scalar_type) + options_.limits.max_payload + (1u << 24);
@@ -584,6 +610,7 @@ class transport {
   }();
   std::unordered_set<learner_id> busy_;  // rank 0: learners of other ranks at work
   std::optional<detail::outbox> to_coordinator_;  // the other ranks
+  mpi::traffic traffic_;
   bool finished_ = false;
 };
 
