@@ -1,4 +1,5 @@
-// The MPI transport, run by CTest under mpirun with 4 ranks (any number works). Every test case
+// The MPI transport, run by CTest under mpirun with 4 ranks (2 to 5 work: every rank but 0 must
+// have learners selected in every round for the counts of partial aggregates). Every test case
 // runs on every rank, in the same order: rank 0 coordinates and checks, the others serve. Each
 // compares the job's rounds with the same federation in one process (same seed, same selection):
 // the records must match and the parameters agree within floating-point rounding.
@@ -51,11 +52,8 @@ outcome single_process(std::size_t count, const behaviour& odd, flotilla::coordi
   return {coordinator.global(), coordinator.history()};
 }
 
-template <class Rule>
-std::optional<outcome> over_mpi(std::size_t count, const behaviour& odd, flotilla::coordinator_options options, Rule rule,
-                                int rounds) {
-  flotilla::on_demand_transport<test_learner> local(flotilla::mpi::share(count, mpi->rank(), mpi->size()),
-                                                    [&](learner_id id) { return test_learner(id, odd); }, 2);
+template <class Rule, class Local>
+std::optional<outcome> over_mpi(Local& local, flotilla::coordinator_options options, Rule rule, int rounds) {
   flotilla::mpi::transport transport(mpi->world(), local);
   if (!transport.coordinates()) {
     transport.serve(rule);
@@ -66,6 +64,25 @@ std::optional<outcome> over_mpi(std::size_t count, const behaviour& odd, flotill
   transport.finish();
   return outcome{coordinator.global(), coordinator.history(), transport.traffic()};
 }
+
+// Each rank's share made on demand, or living for the whole run.
+template <class Rule>
+std::optional<outcome> over_mpi(std::size_t count, const behaviour& odd, flotilla::coordinator_options options, Rule rule,
+                                int rounds) {
+  flotilla::on_demand_transport<test_learner> local(flotilla::mpi::share(count, mpi->rank(), mpi->size()),
+                                                    [&](learner_id id) { return test_learner(id, odd); }, 2);
+  return over_mpi(local, std::move(options), std::move(rule), rounds);
+}
+
+template <class Rule>
+std::optional<outcome> over_mpi_in_memory(std::size_t count, flotilla::coordinator_options options, Rule rule, int rounds) {
+  std::vector<test_learner> mine;
+  for (auto id : flotilla::mpi::share(count, mpi->rank(), mpi->size())) mine.emplace_back(id, behaviour{});
+  flotilla::in_memory_transport local(std::move(mine), 2);
+  return over_mpi(local, std::move(options), std::move(rule), rounds);
+}
+
+std::uint64_t ranks() { return std::uint64_t(mpi->size()); }
 
 void check_close(const params& actual, const params& expected, double tolerance) {
   REQUIRE(actual.values().size() == expected.values().size());
@@ -115,9 +132,17 @@ TEST_CASE("FedAvg over the ranks equals the single-process run: selection, recor
   // Fit replies came as one partial aggregate per rank and round; evaluations one by one.
   std::uint64_t evaluated_elsewhere = 0;
   for (const auto& round : job->history.rounds)
-    for (auto id : round.evaluated) evaluated_elsewhere += id % 4 != 0;
-  CHECK(job->traffic.partial_aggregates == 4 * 3);
+    for (auto id : round.evaluated) evaluated_elsewhere += id % ranks() != 0;
+  CHECK(job->traffic.partial_aggregates == 4 * (ranks() - 1));
   CHECK(job->traffic.messages == evaluated_elsewhere);
+}
+
+TEST_CASE("learners that live on their ranks for the whole run (in_memory_transport) federate as in one process") {
+  const flotilla::coordinator_options options{.selection = {.fraction = 0.7}, .seed = 13};
+  auto job = over_mpi_in_memory(23, options, flotilla::mean<params>{}, 3);
+  if (!job) return;
+  check_same_rounds(*job, single_process(23, {}, options, flotilla::mean<params>{}, 3), 1e-12);
+  CHECK(job->traffic.partial_aggregates == 3 * (ranks() - 1));
 }
 
 TEST_CASE("FedAdam over the ranks: each rank's partial mean feeds the same server step") {
@@ -135,7 +160,7 @@ TEST_CASE("a rule that gathers every update (the median) is sent each update fro
   check_same_rounds(*job, single_process(20, {}, options, flotilla::coordinate_median<params>{}, 3), 1e-12);
   std::uint64_t selected_elsewhere = 0;
   for (const auto& round : job->history.rounds)
-    for (auto id : round.selected) selected_elsewhere += id % 4 != 0;
+    for (auto id : round.selected) selected_elsewhere += id % ranks() != 0;
   CHECK(job->traffic.partial_aggregates == 0);
   CHECK(job->traffic.messages == selected_elsewhere);
 }
