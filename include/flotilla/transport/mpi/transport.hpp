@@ -11,20 +11,11 @@
 // rank responsive while its learners train. A rank that dies ends the job, as MPI does: resume
 // from a checkpoint (persistence/checkpoint.hpp) with a new mpirun.
 
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1  // MPI's C API only: its C++ bindings were deprecated in MPI-2.2
-#endif
-#ifndef MPICH_SKIP_MPICXX
-#define MPICH_SKIP_MPICXX 1
-#endif
-#include <mpi.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -313,15 +304,21 @@ class transport {
       merge_partial(in, tally, log, rule);
     };
     while (!door.pending().empty() && !(closed && folding.empty())) {
-      if (auto next = local_.receive(deadline_clock::now())) tally.take(*next);
-      else if (auto in = receive_remote()) take_remote(*in);
-      else if (deadline_clock::now() >= deadline) {
+      bool heard = false;  // this rank's replies already waiting are folded together, as collect_replies does
+      for (std::optional<message<P>> next; batch.size() < largest_fold_batch && (next = local_.receive(deadline_clock::now()));
+           heard = true)
+        tally.take(*next);
+      if (auto in = receive_remote()) {
+        take_remote(*in);
+        heard = true;
+      }
+      if (!heard && deadline_clock::now() >= deadline) {
         if (!closed && !folding.empty()) broadcast_command(detail::command::close, {});
         closed = true;
-        if (folding.empty()) break;
         std::this_thread::sleep_for(options_.poll_interval);  // the other ranks answer a close at once
-      } else if (auto waited = local_.receive(std::min(deadline, deadline_clock::now() + options_.poll_interval))) {
-        tally.take(*waited);
+      } else if (!heard) {
+        if (auto waited = local_.receive(std::min(deadline, deadline_clock::now() + options_.poll_interval)))
+          tally.take(*waited);
       }
       if (!batch.empty()) consume(std::span(batch));
       batch.clear();
@@ -369,18 +366,16 @@ class transport {
           case detail::command::finish: finishing = true; break;
           default: throw mpi_error("rank 0 sent unknown command " + std::to_string(header[0]));
         }
-        if (fold && fold->door.pending().empty()) {  // nothing of this rank was asked
-          send_partial(*fold, rule);
-          fold.reset();
-        }
+        fold_waiting(rule, fold);  // sends at once when nothing of this rank was asked
         continue;
       }
       if (finishing && outstanding == 0) break;
       auto next = local_.receive(deadline_clock::now() + options_.poll_interval);
-      if (next) {
+      for (std::size_t taken = 1; next; next = taken++ < largest_fold_batch ? local_.receive(deadline_clock::now()) : std::nullopt) {
         --outstanding;
-        forward_or_fold(*next, rule, fold);
+        take_here(*next, fold);
       }
+      fold_waiting(rule, fold);
       to_coordinator_->progress();
     }
     to_coordinator_->post(detail::done_tag, {});
@@ -513,29 +508,27 @@ class transport {
     return mine.size();
   }
 
-  template <class Rule>
-  void forward_or_fold(message<P>& next, Rule& rule, std::optional<fold_state>& fold) {
-    if (fold) {
-      const auto* answer = std::get_if<reply<P>>(&next);
-      const auto* failed = std::get_if<failure>(&next);
-      const bool belongs = answer ? fold->door.answers(answer->learner, answer->kind, answer->round)
-                                  : fold->door.answers(failed->learner, failed->kind, failed->round);
-      if (belongs) {
-        if constexpr (PartialAggregator<Rule, P>) {
-          fold->tally.take(next);
-          auto& batch = fold->tally.batch();
-          if (!batch.empty()) fold_replies(rule, std::span(batch), *fold->base);
-          batch.clear();
-          if (fold->door.pending().empty()) {
-            send_partial(*fold, rule);
-            fold.reset();
-          }
-        }
-        return;
-      }
-    }
-    if (auto* answer = std::get_if<reply<P>>(&next)) to_coordinator_->post(detail::reply_tag, encode(*answer));
+  // Another rank: a message of this rank's learners joins the open fold's batch when it answers
+  // that fold, and is sent to rank 0 on its own otherwise.
+  void take_here(message<P>& next, std::optional<fold_state>& fold) {
+    const bool belongs = fold && std::visit([&](const auto& m) { return fold->door.answers(m.learner, m.kind, m.round); }, next);
+    if (belongs) fold->tally.take(next);
+    else if (auto* answer = std::get_if<reply<P>>(&next)) to_coordinator_->post(detail::reply_tag, encode(*answer));
     else to_coordinator_->post(detail::failure_tag, detail::encode_failure(std::get<failure>(next), options_.limits));
+  }
+
+  // Another rank: folds the admitted replies waiting in one pass, and sends the partial aggregate
+  // once every learner of this rank asked has answered.
+  template <class Rule>
+  void fold_waiting(Rule& rule, std::optional<fold_state>& fold) {
+    if (!fold) return;
+    auto& batch = fold->tally.batch();
+    if (!batch.empty()) fold_replies(rule, std::span(batch), *fold->base);
+    batch.clear();
+    if (fold->door.pending().empty()) {
+      send_partial(*fold, rule);
+      fold.reset();
+    }
   }
 
   template <class Rule>
