@@ -237,6 +237,29 @@ TEST_CASE("an on-demand federation needs learners and a factory") {
                        flotilla::configuration_error);
 }
 
+TEST_CASE("an on-demand share holds only the ids given: listed in order, others unknown, none twice") {
+  auto state = std::make_shared<shared_state>();
+  auto alive = std::make_shared<std::atomic<int>>(0);
+  const auto make = [&](flotilla::learner_id id) { return made_learner{{id, state, {}, false}, lifetime(alive)}; };
+  flotilla::on_demand_transport<made_learner> share(std::vector<flotilla::learner_id>{12, 3, 7}, make, 2);
+  CHECK(share.learner_count() == 3);
+  CHECK(share.available() == std::vector<flotilla::learner_id>{3, 7, 12});
+  share.send(fit_task(1), std::vector<flotilla::learner_id>{7, 4});
+  std::vector<std::string> outcomes;
+  for (const auto& message : drain(share, 2)) {
+    if (const auto* failed = std::get_if<flotilla::failure>(&message))
+      outcomes.push_back(std::to_string(failed->learner) + ": " + failed->reason);
+    else
+      outcomes.push_back(std::to_string(std::get<flotilla::reply<params>>(message).learner) + ": replied");
+  }
+  std::ranges::sort(outcomes);
+  CHECK(outcomes == std::vector<std::string>{"4: no learner with this id in the federation of 3", "7: replied"});
+  CHECK_THROWS_WITH_AS(flotilla::on_demand_transport<made_learner>(std::vector<flotilla::learner_id>{5, 2, 5}, make),
+                       "learner id 5 is given twice", flotilla::configuration_error);
+  CHECK_THROWS_WITH_AS(flotilla::on_demand_transport<made_learner>(std::vector<flotilla::learner_id>{}, make),
+                       "an on-demand federation needs at least one learner", flotilla::configuration_error);
+}
+
 TEST_CASE("with a deadline already passed, receive returns a waiting message or nothing, without blocking") {
   auto state = std::make_shared<shared_state>();
   flotilla::in_memory_transport transport(std::vector<probe_learner>{{0, state, {}, false}}, 1);

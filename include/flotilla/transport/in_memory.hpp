@@ -156,9 +156,9 @@ class in_memory_transport {
 };
 
 /// @brief A `Transport` over `count` learners with ids 0 to count - 1 (or over the ids given)
-/// that exist only while they work: `make(id)` builds learner `id` when a task arrives for it, on a worker thread (so
-/// `make` may run on several threads at once and must only read shared state), and the learner
-/// is destroyed once it has replied. What a learner must keep between rounds
+/// that exist only while they work: `make(id)` builds learner `id` when a task arrives for it,
+/// on a worker thread (so `make` may run on several threads at once and must only read shared
+/// state), and the learner is destroyed once it has replied. What a learner must keep between rounds
 /// (SCAFFOLD's control variate, an optimizer's state) is therefore lost: give such learners an
 /// in_memory_transport, or keep that state in what `make` reads.
 ///
@@ -222,7 +222,6 @@ class on_demand_transport {
 
  private:
   static std::vector<learner_id> count_up(std::size_t count) {
-    if (count == 0) throw configuration_error("an on-demand federation needs at least one learner");
     std::vector<learner_id> ids(count);
     for (std::size_t i = 0; i < count; ++i) ids[i] = i;
     return ids;
