@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <cstddef>
 #include <cstdio>
 #include <thread>
@@ -34,12 +37,59 @@ std::pair<double, double> interleaved_best_seconds(int repetitions, Subject&& su
   return best;
 }
 
+/// A second thread that lives for the whole benchmark, so that a baseline pays a wake-up, not a
+/// thread start, per pass (as Flotilla's own fold helpers do).
+class helper_thread {
+ public:
+  static helper_thread& instance() {
+    static helper_thread helper;
+    return helper;
+  }
+  /// Runs `job` on the helper while the caller runs `own`, and returns when both are done.
+  void run(const std::function<void()>& job, const std::function<void()>& own) {
+    {
+      std::lock_guard lock(mutex_);
+      job_ = &job;
+    }
+    ready_.notify_one();
+    own();
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return job_ == nullptr; });
+  }
+  ~helper_thread() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    ready_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  helper_thread() : thread_([this] { work(); }) {}
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [this] { return stopping_ || job_ != nullptr; });
+      if (stopping_) return;
+      lock.unlock();
+      (*job_)();
+      lock.lock();
+      job_ = nullptr;
+      done_.notify_one();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable ready_, done_;
+  const std::function<void()>* job_ = nullptr;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 /// Runs body(begin, end) on two threads over halves of [0, size): the plain loops' parallelism.
 template <class Body>
 void on_two_threads(std::size_t size, Body body) {
-  std::thread helper([&] { body(size / 2, size); });
-  body(std::size_t{0}, size / 2);
-  helper.join();
+  helper_thread::instance().run([&] { body(size / 2, size); }, [&] { body(std::size_t{0}, size / 2); });
 }
 
 inline void report(const char* name, double value, const char* unit, const char* baseline, double baseline_value) {
