@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <limits>
 #include <vector>
@@ -101,29 +102,38 @@ TEST_CASE("for_each_piece covers every index exactly once, in whole cache lines 
         pieces.emplace_back(begin, end);
       });
       CHECK(std::ranges::count(seen, 1) == std::ptrdiff_t(count));
-      // Small buffers stay on the calling thread; a 1 Mi-scalar one is split as asked.
-      CHECK(pieces.size() == (count > (std::size_t{1} << 19) ? threads : 1));
+      // Small buffers stay on the calling thread; larger ones are split as asked, up to the
+      // process's helpers (one fewer than the cores) and the calling thread.
+      const std::size_t available = flotilla::detail::piece_helpers::instance().size() + 1;
+      CHECK(pieces.size() == (count >= (std::size_t{1} << 16) ? std::min(threads, available) : 1));
       for (const auto& [begin, end] : pieces) CHECK((begin % 64 == 0));
     }
   }
 }
 
-TEST_CASE("fold_weighted adds its sources in order, or overwrites with the first") {
-  std::vector<double> out(5000, 1.0), a(5000), b(5000);
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    a[i] = double(i);
-    b[i] = -2.0 * double(i);
-  }
-  const std::vector<const double*> sources{a.data(), b.data()};
-  const std::vector<double> weights{3.0, 0.5};
-  flotilla::detail::fold_weighted<double>(out.data(), sources, weights, false, 10, 4999);
-  CHECK(out[9] == 1.0);                         // outside [begin, end): untouched
-  CHECK(out[10] == 1.0 + 30.0 - 10.0);          // 1 + 3*10 + 0.5*(-20)
-  CHECK(out[4998] == 1.0 + 2.0 * 4998.0);       // 1 + 3i - i
-  CHECK(out[4999] == 1.0);
-  flotilla::detail::fold_weighted<double>(out.data(), sources, weights, true, 0, 5000);
-  CHECK(out[0] == 0.0);
-  CHECK(out[4999] == 2.0 * 4999.0);             // the old 1 is gone
+TEST_CASE("passes from two threads at once, and a pass inside a piece, each cover every index once") {
+  constexpr std::size_t count = std::size_t{1} << 18;
+  std::vector<int> first(count, 0), second(count, 0), nested(count, 0);
+  const auto pass = [](std::vector<int>& seen) {
+    flotilla::detail::for_each_piece(seen.size(), 0, [&](std::size_t begin, std::size_t end) {
+      for (auto i = begin; i < end; ++i) ++seen[i];
+    });
+  };
+  std::thread other([&] { for (int r = 0; r < 50; ++r) pass(second); });
+  for (int r = 0; r < 50; ++r) pass(first);
+  other.join();
+  CHECK(std::ranges::count(first, 50) == std::ptrdiff_t(count));
+  CHECK(std::ranges::count(second, 50) == std::ptrdiff_t(count));
+  // A piece that starts its own pass over a second buffer runs it on its own thread: no wait on
+  // helpers that are busy with the outer pass.
+  std::mutex mutex;
+  flotilla::detail::for_each_piece(count, 0, [&](std::size_t, std::size_t) {
+    std::lock_guard lock(mutex);
+    pass(nested);
+  });
+  const auto pieces = nested[0];
+  CHECK(pieces >= 1);
+  CHECK(std::ranges::count(nested, pieces) == std::ptrdiff_t(count));
 }
 
 TEST_CASE("make_for_overwrite keeps the layout; a type without the tag constructor gets a copy") {

@@ -107,25 +107,6 @@ bool all_finite(const S* values, std::size_t count) {
   }
 }
 
-/// out[i] = (out[i] unless `overwrite`) + w[0] * x[0][i] + w[1] * x[1][i] + ... for i in
-/// [begin, end), adding the sources in order. Goes block by block so the block of `out` stays
-/// in cache while every source is added: `out` is read and written once per call, not per source.
-template <std::floating_point S>
-void fold_weighted(S* out, std::span<const S* const> sources, std::span<const S> weights, bool overwrite,
-                   std::size_t begin, std::size_t end) {
-  constexpr std::size_t block = 32768;  // 128 KiB of floats stays in L2; smaller blocks measured slower
-  for (std::size_t first = begin; first < end; first += block) {
-    const std::size_t last = std::min(end, first + block);
-    for (std::size_t u = 0; u < sources.size(); ++u) {
-      const S* x = sources[u];
-      const S w = weights[u];
-      if (u == 0 && overwrite)
-        for (std::size_t i = first; i < last; ++i) out[i] = w * x[i];
-      else
-        for (std::size_t i = first; i < last; ++i) out[i] += w * x[i];
-    }
-  }
-}
 }  // namespace detail
 
 /// Index of the first NaN or infinity, or the size when all scalars are finite.

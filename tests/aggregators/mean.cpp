@@ -157,7 +157,7 @@ TEST_CASE("a partial state that is malformed, of another layout, or cut short is
     flotilla::wire_writer out(other_layout);
     wider.write_partial(out);
   }
-  CHECK_THROWS_AS(refused(other_layout), flotilla::layout_error);
+  CHECK_THROWS_WITH_AS(refused(other_layout), "a partial sum of 3 values for a model of 2", flotilla::decode_error);
   auto cut = other_layout;
   cut.resize(cut.size() - 4);
   CHECK_THROWS_AS(refused(cut), flotilla::decode_error);
@@ -254,4 +254,23 @@ TEST_CASE("a model split across threads folds to the same bits as one thread") {
     for (std::size_t u = 0; u < updates.size(); ++u) expected += double(u + 1) * updates[u].values()[i];
     CHECK(b.values()[i] == doctest::Approx(expected / 6).epsilon(1e-6));
   }
+}
+
+TEST_CASE("fold_updates adds its sources in order, or overwrites with the first") {
+  std::vector<double> out(5000, 1.0), a(5000), b(5000);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = double(i);
+    b[i] = -2.0 * double(i);
+  }
+  const std::vector<const double*> sources{a.data(), b.data()};
+  const std::vector<const flotilla::compression::coded_values*> plain{nullptr, nullptr};
+  const std::vector<double> weights{3.0, 0.5};
+  flotilla::detail::fold_updates<double, double>(out.data(), sources, plain, weights, false, 10, 4999);
+  CHECK(out[9] == 1.0);                         // outside [begin, end): untouched
+  CHECK(out[10] == 1.0 + 30.0 - 10.0);          // 1 + 3*10 + 0.5*(-20)
+  CHECK(out[4998] == 1.0 + 2.0 * 4998.0);       // 1 + 3i - i
+  CHECK(out[4999] == 1.0);
+  flotilla::detail::fold_updates<double, double>(out.data(), sources, plain, weights, true, 0, 5000);
+  CHECK(out[0] == 0.0);
+  CHECK(out[4999] == 2.0 * 4999.0);             // the old 1 is gone
 }

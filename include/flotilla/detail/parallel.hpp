@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>  // getpid: a forked child has none of its parent's helper threads
+
 namespace flotilla::detail {
 
 /// Threads to use when the caller asks for 0 ("as many as the machine has").
@@ -22,12 +24,15 @@ inline std::size_t default_threads() { return std::max(1u, std::thread::hardware
 /// once take turns, and a pass started on a helper (or inside another pass) runs on its own thread.
 class piece_helpers {
  public:
+  /// Never destroyed: the helpers wait until the process ends, so no exit-time join can find a
+  /// pass under way (or, in a forked child, threads that are not there).
   static piece_helpers& instance() {
-    static piece_helpers helpers(default_threads() - 1);
-    return helpers;
+    static piece_helpers* const helpers = new piece_helpers(default_threads() - 1);
+    return *helpers;
   }
 
-  [[nodiscard]] std::size_t size() const { return threads_.size(); }
+  /// Helpers this process can use: none in a child forked after they started.
+  [[nodiscard]] std::size_t size() const { return ::getpid() == owner_ ? helpers_ : 0; }
   /// Whether this thread is a helper, or in the middle of a pass: a pass started here runs alone.
   [[nodiscard]] static bool on_helper() { return is_helper_; }
 
@@ -53,19 +58,10 @@ class piece_helpers {
 
   piece_helpers(const piece_helpers&) = delete;
   piece_helpers& operator=(const piece_helpers&) = delete;
-  ~piece_helpers() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    ready_.notify_all();
-    for (auto& thread : threads_) thread.join();
-  }
 
  private:
-  explicit piece_helpers(std::size_t count) {
-    threads_.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) threads_.emplace_back([this] { work(); });
+  explicit piece_helpers(std::size_t count) : helpers_(count) {
+    for (std::size_t i = 0; i < count; ++i) std::thread([this] { work(); }).detach();
   }
 
   void work() {
@@ -76,8 +72,7 @@ class piece_helpers {
       const std::function<void(std::size_t)>* piece = nullptr;
       {
         std::unique_lock lock(mutex_);
-        ready_.wait(lock, [&] { return stopping_ || (generation_ != seen && handed_out_ < wanted_); });
-        if (stopping_) return;
+        ready_.wait(lock, [&] { return generation_ != seen && handed_out_ < wanted_; });
         index = ++handed_out_;
         if (handed_out_ == wanted_) seen = generation_;
         piece = piece_;
@@ -94,8 +89,8 @@ class piece_helpers {
   std::condition_variable ready_, done_;
   const std::function<void(std::size_t)>* piece_ = nullptr;
   std::size_t generation_ = 0, handed_out_ = 0, wanted_ = 0, remaining_ = 0;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
+  const ::pid_t owner_ = ::getpid();
+  const std::size_t helpers_;
 };
 
 /// Calls `body(begin, end)` on contiguous pieces covering [0, count): the calling thread takes
