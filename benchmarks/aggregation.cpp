@@ -2,6 +2,10 @@
 // arithmetic over the same bytes, and against the way Python frameworks aggregate with numpy.
 // Throughput is input bytes (updates x model size x 4) per second.
 //
+// Every ratio is over 10 runs (each the best of a few interleaved repetitions); a line gives the
+// median run's ratio and the lowest and highest (ratio_min, ratio_max), and `target=` names the
+// ratio the README promises for it.
+//
 // Usage: bench_aggregation [parameters=25000000] [updates=10]   the measurements
 //        bench_aggregation sweep                                 batched FedAvg for the plot:
 //                                                                one line per (learners, size)
@@ -87,10 +91,11 @@ void plain_trickle(const round_input& in, std::span<float> out) {
   });
 }
 
-// FedAdam's bound: the weighted mean of a block, then Adam's step on it, reading the global
-// parameters and both moments and writing them and the new parameters once.
-void plain_fedadam(const round_input& in, std::span<float> m, std::span<float> v, std::span<float> out) {
-  const flotilla::adaptive_options o{};
+// A server optimizer's bound: the weighted mean of a block, then the method's step on it,
+// reading the global parameters and the moments and writing them and the new parameters once.
+template <class Method>
+void plain_server_step(const round_input& in, const typename Method::options_type& o, std::span<float> m,
+                       std::span<float> v, std::span<float> out) {
   const float inverse = float(1.0 / in.total_weight());
   bench::on_two_threads(in.size(), [&](std::size_t begin, std::size_t end) {
     constexpr std::size_t block = 32768;
@@ -105,12 +110,11 @@ void plain_fedadam(const round_input& in, std::span<float> m, std::span<float> v
       }
       const float* global = in.global.values().data() + first;
       for (std::size_t i = 0; i < n; ++i) {
-        const double delta = double(mean[i] * inverse) - double(global[i]);
-        const double m1 = o.beta1 * m[first + i] + (1 - o.beta1) * delta;
-        const double v1 = o.beta2 * v[first + i] + (1 - o.beta2) * delta * delta;
+        double m1 = m[first + i], v1 = Method::has_second_moment ? double(v[first + i]) : 0.0;
+        const double step = Method::step(o, double(mean[i] * inverse) - double(global[i]), m1, v1);
         m[first + i] = float(m1);
-        v[first + i] = float(v1);
-        out[first + i] = float(double(global[i]) + o.learning_rate * m1 / (std::sqrt(v1) + o.tau));
+        if constexpr (Method::has_second_moment) v[first + i] = float(v1);
+        out[first + i] = float(double(global[i]) + step);
       }
     }
   });
@@ -160,6 +164,115 @@ double numpy_seconds(std::size_t size, std::size_t count) {
   return pclose(pipe) == 0 ? seconds : -1;
 }
 
+// One rule against its bound, 10 runs, a line.
+template <class Rule, class Baseline>
+void compare(const char* name, Rule& rule, const round_input& in, int repetitions, const char* baseline_name,
+             Baseline&& baseline, const char* target) {
+  const auto runs = bench::measure_ratio(10, repetitions, [&] { aggregate_batched(rule, in); }, baseline);
+  bench::report_runs(name, runs, in.bytes / 1e9, "GB/s", baseline_name, target);
+}
+
+template <class Method>
+void compare_server_optimizer(const char* name, const round_input& in) {
+  using options = typename Method::options_type;
+  flotilla::server_optimizer<params, Method> rule(options{});
+  aggregate_batched(rule, in);  // from the second round on, when its moments exist
+  std::vector<float> m(in.size(), 0.0f), v(in.size(), float(Method::initial_second_moment(options{}))), out(in.size());
+  compare(name, rule, in, 3, "two_thread_streaming_bound_GB/s",
+          [&] { plain_server_step<Method>(in, options{}, m, v, out); }, ">=0.85");
+}
+
+// Target 1: small folds of 1M float32 parameters pay no thread starts.
+void small_folds() {
+  for (const std::size_t count : {2, 4, 8, 16}) {
+    const round_input in(1'000'000, count);
+    flotilla::weighted_mean<params> rule;
+    std::vector<float> out(in.size());
+    const std::string name = "fedavg_small_fold_" + std::to_string(count);
+    compare(name.c_str(), rule, in, 20, "two_thread_streaming_bound_GB/s", [&] { plain_mean(in, out); }, ">=0.85");
+  }
+}
+
+// Target 4: the mean of 10,000 float32 updates, its accuracy and its speed. 1,000 distinct updates
+// of 100,000 values (400 MB, beyond the caches) are each sent 10 times; batches of 100.
+void many_updates() {
+  constexpr std::size_t learners = 10'000, distinct = 1'000, size = 100'000, batch_size = 100;
+  round_input in(size, distinct);
+  std::vector<float> powers(800);  // 10^-4 to 10^4: eight orders of magnitude
+  for (std::size_t k = 0; k < powers.size(); ++k) powers[k] = float(std::pow(10.0, double(k) / 100 - 4));
+  for (std::size_t u = 0; u < distinct; ++u)
+    for (std::size_t i = 0; i < size; ++i)
+      in.updates[u].values()[i] = (i % 3 == 0 ? -1.0f : 1.0f) * powers[(7 * i + 13 * u) % 800] * (1 + float((i + u) % 10) / 10);
+  std::vector<flotilla::weighted_update<params>> batch;
+  for (std::size_t u = 0; u < learners; ++u) batch.push_back(in.batch[u % distinct]);
+  const std::span<const flotilla::weighted_update<params>> all(batch);
+  double total_weight = 0;
+  for (const auto& u : batch) total_weight += double(u.examples);
+  std::vector<float> out(size);
+  const auto plain_batches = [&] {  // the float32 streaming bound, batch by batch
+    bench::on_two_threads(size, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t first_update = 0; first_update < learners; first_update += batch_size)
+        for (std::size_t u = first_update; u < first_update + batch_size; ++u) {
+          const float w = float(batch[u].examples);
+          const float* x = batch[u].parameters->values().data();
+          if (u == 0)
+            for (std::size_t i = begin; i < end; ++i) out[i] = w * x[i];
+          else
+            for (std::size_t i = begin; i < end; ++i) out[i] += w * x[i];
+        }
+      const float inverse = float(1.0 / total_weight);
+      for (std::size_t i = begin; i < end; ++i) out[i] *= inverse;
+    });
+  };
+  flotilla::weighted_mean<params> rule;
+  const auto fold = [&] {
+    rule.start(in.global);
+    for (std::size_t first = 0; first < learners; first += batch_size) rule.accept_batch(all.subspan(first, batch_size));
+    volatile float sink = rule.result().values()[size / 2];
+    (void)sink;
+  };
+  const auto runs = bench::measure_ratio(10, 2, fold, plain_batches);
+  bench::report_runs("fedavg_10000_updates_float64_sum", runs, double(learners) * size * sizeof(float) / 1e9, "GB/s",
+                     "two_thread_float32_streaming_bound_GB/s", ">=0.85");
+  // Accuracy against a reference summed in long double with compensation.
+  rule.start(in.global);
+  for (std::size_t first = 0; first < learners; first += batch_size) rule.accept_batch(all.subspan(first, batch_size));
+  const params mean = rule.result();
+  plain_batches();
+  double worst = 0, worst_float32 = 0;
+  for (std::size_t i = 0; i < size; ++i) {
+    long double sum = 0, compensation = 0;
+    for (const auto& u : batch) {
+      const long double term = double(u.examples) * double(u.parameters->values()[i]);
+      const long double next = sum + term;
+      compensation += std::fabs(sum) >= std::fabs(term) ? (sum - next) + term : (term - next) + sum;
+      sum = next;
+    }
+    const double reference = double((sum + compensation) / total_weight);
+    if (reference == 0) continue;
+    worst = std::max(worst, std::fabs(mean.values()[i] - reference) / std::fabs(reference));
+    worst_float32 = std::max(worst_float32, std::fabs(out[i] - reference) / std::fabs(reference));
+  }
+  std::printf("name=fedavg_10000_updates_relative_error value=%.3g unit=relative baseline=float32_sum_relative_error "
+              "baseline_value=%.3g target=<=1e-6\n", worst, worst_float32);
+  std::fflush(stdout);
+}
+
+// Target 5's cost: the deterministic mean against the default one, same data, same batches.
+void deterministic_cost() {
+  for (const std::size_t count : {4, 16}) {
+    const round_input in(1'000'000, count);
+    flotilla::weighted_mean<params> float64;
+    flotilla::deterministic_weighted_mean<params> exact;
+    const auto runs = bench::measure_ratio(10, 3, [&] { aggregate_batched(exact, in); }, [&] { aggregate_batched(float64, in); });
+    const std::string name = "deterministic_fedavg_" + std::to_string(count);
+    bench::report_runs(name.c_str(), runs, in.bytes / 1e9, "GB/s", "float64_sum_fedavg_GB/s");
+  }
+  std::printf("name=deterministic_accumulator_bytes_per_scalar value=%zu unit=bytes baseline=float64_sum_bytes "
+              "baseline_value=%zu ratio=%.3f\n",
+              sizeof(flotilla::detail::fixed_sum), sizeof(double), double(sizeof(flotilla::detail::fixed_sum)) / sizeof(double));
+}
+
 void sweep() {
   for (const std::size_t size : {1'000'000, 5'000'000, 25'000'000})
     for (const std::size_t learners : {2, 5, 10, 20}) {
@@ -184,34 +297,37 @@ int main(int argc, char** argv) {
   }
   const std::size_t size = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 25'000'000;
   const std::size_t count = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 10;
+  small_folds();
+
   const round_input in(size, count);
-  const auto gb_per_s = [&](double seconds) { return in.bytes / seconds / 1e9; };
-  std::vector<float> out(size), m(size, 0.0f), v(size, 0.0f);
-
+  std::vector<float> out(size);
   flotilla::weighted_mean<params> fedavg;
-  const auto [batched, bound] =
-      bench::interleaved_best_seconds(7, [&] { aggregate_batched(fedavg, in); }, [&] { plain_mean(in, out); });
-  bench::report("fedavg_batched", gb_per_s(batched), "GB/s", "two_thread_streaming_bound_GB/s", gb_per_s(bound));
-
-  const auto [trickle, trickle_bound] =
-      bench::interleaved_best_seconds(7, [&] { aggregate_one_by_one(fedavg, in); }, [&] { plain_trickle(in, out); });
-  bench::report("fedavg_trickle", gb_per_s(trickle), "GB/s", "two_thread_trickle_bound_GB/s", gb_per_s(trickle_bound));
-
-  if (const double numpy = numpy_seconds(size, count); numpy > 0)
-    bench::report("fedavg_batched_vs_numpy", gb_per_s(batched), "GB/s", "numpy_GB/s", gb_per_s(numpy));
-  else
+  compare("fedavg_batched", fedavg, in, 3, "two_thread_streaming_bound_GB/s", [&] { plain_mean(in, out); }, nullptr);
+  const auto trickle = bench::measure_ratio(10, 3, [&] { aggregate_one_by_one(fedavg, in); }, [&] { plain_trickle(in, out); });
+  bench::report_runs("fedavg_trickle", trickle, in.bytes / 1e9, "GB/s", "two_thread_trickle_bound_GB/s");
+  if (const double numpy = numpy_seconds(size, count); numpy > 0) {
+    const double batched = bench::best_seconds(3, [&] { aggregate_batched(fedavg, in); });
+    bench::report("fedavg_batched_vs_numpy", in.bytes / batched / 1e9, "GB/s", "numpy_GB/s", in.bytes / numpy / 1e9);
+  } else {
     std::printf("# fedavg_batched_vs_numpy skipped: python3 with numpy (Debian's python3-numpy) is not installed\n");
+  }
 
-  // FedAdam from the second round on, when its moments exist (the first round allocates them).
-  flotilla::fedadam<params> fedadam;
-  aggregate_batched(fedadam, in);
-  const auto [adam, adam_bound] = bench::interleaved_best_seconds(
-      5, [&] { aggregate_batched(fedadam, in); }, [&] { plain_fedadam(in, m, v, out); });
-  bench::report("fedadam_batched", gb_per_s(adam), "GB/s", "two_thread_streaming_bound_GB/s", gb_per_s(adam_bound));
-
-  // The trimmed mean gathers every update and sorts each coordinate's values; no target.
+  // Target 2: each server optimizer at its own bound; the robust rules against plain selection
+  // (on 5M parameters: they sort every coordinate's values, which takes far longer than reading them).
+  compare_server_optimizer<flotilla::fedavgm_method>("fedavgm_batched", in);
+  compare_server_optimizer<flotilla::fedadagrad_method>("fedadagrad_batched", in);
+  compare_server_optimizer<flotilla::fedadam_method>("fedadam_batched", in);
+  compare_server_optimizer<flotilla::fedyogi_method>("fedyogi_batched", in);
+  const round_input robust_in(std::min<std::size_t>(size, 5'000'000), count);
+  std::vector<float> robust_out(robust_in.size());
+  flotilla::coordinate_median<params> median;
   flotilla::trimmed_mean<params> trimmed(0.2);
-  const auto [trim, median] = bench::interleaved_best_seconds(
-      3, [&] { aggregate_one_by_one(trimmed, in); }, [&] { plain_median(in, out); });
-  bench::report("trimmed_mean", gb_per_s(trim), "GB/s", "median_of_n_selection_GB/s", gb_per_s(median));
+  const auto baseline = [&] { plain_median(robust_in, robust_out); };
+  const auto median_runs = bench::measure_ratio(10, 1, [&] { aggregate_one_by_one(median, robust_in); }, baseline);
+  bench::report_runs("median", median_runs, robust_in.bytes / 1e9, "GB/s", "median_of_n_selection_GB/s", ">=0.9");
+  const auto trimmed_runs = bench::measure_ratio(10, 1, [&] { aggregate_one_by_one(trimmed, robust_in); }, baseline);
+  bench::report_runs("trimmed_mean", trimmed_runs, robust_in.bytes / 1e9, "GB/s", "median_of_n_selection_GB/s", ">=0.9");
+
+  many_updates();
+  deterministic_cost();
 }

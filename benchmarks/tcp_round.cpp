@@ -116,6 +116,30 @@ int main(int argc, char** argv) {
   // ratio = Flotilla's throughput / the socket pair's; the target is >= 0.5 (a round within 2x).
   bench::report("tcp_round_throughput", moved / round / 1e9, "GB/s", "blocking_socket_pair_GB/s", moved / plain / 1e9);
 
+  // The tail: 20 single rounds, each beside one socket-pair exchange. The 10th percentile of the
+  // ratios is the slow runs' (target >= 0.6); where they lose time, from the round's own record:
+  // the fit phase (tasks out, learners' work, replies in and folded) against the rest (applying).
+  struct run {
+    double ratio, round_s, fit_s;
+  };
+  std::vector<run> runs;
+  bench::ratio_runs tail;
+  for (int r = 0; r < 20; ++r) {
+    const auto [one_round, one_pair] = bench::interleaved_best_seconds(1, [&] { federation.run_round(); },
+                                                                     [&] { plain_sockets.exchange(); });
+    const auto& record = federation.history().rounds.back();
+    runs.push_back({one_pair / one_round, record.round_seconds, record.fit_seconds});
+    tail.ratios.push_back(one_pair / one_round);
+  }
+  std::printf("name=tcp_round_tail_p10 value=%.3f unit=ratio baseline=blocking_socket_pair ratio=%.3f ratio_median=%.3f "
+              "ratio_min=%.3f ratio_max=%.3f runs=20 target=>=0.6\n",
+              tail.quantile(0.1), tail.quantile(0.1), tail.median(), tail.lowest(), tail.highest());
+  std::ranges::sort(runs, {}, &run::ratio);
+  for (const auto& slow : {runs.front(), runs[runs.size() / 2], runs.back()})
+    std::printf("# tail: ratio %.3f: round %.1f ms, of which fit phase %.1f ms and the rest %.1f ms\n", slow.ratio,
+                1e3 * slow.round_s, 1e3 * slow.fit_s, 1e3 * (slow.round_s - slow.fit_s));
+  std::fflush(stdout);
+
   // Each codec both ways (top_k replies with int8 tasks), against float32 rounds interleaved with
   // them: the model's float32 bytes moved per second, so a ratio above 1 is a faster round.
   namespace compression = flotilla::compression;

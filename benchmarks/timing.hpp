@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace bench {
 
@@ -90,6 +91,48 @@ class helper_thread {
 template <class Body>
 void on_two_threads(std::size_t size, Body body) {
   helper_thread::instance().run([&] { body(size / 2, size); }, [&] { body(std::size_t{0}, size / 2); });
+}
+
+/// Ratios of a subject to its baseline (baseline seconds over subject seconds: above 1 is faster)
+/// over several runs, each the best of a few interleaved repetitions: the spread says how far
+/// one run's ratio can be trusted on a shared machine.
+struct ratio_runs {
+  std::vector<double> ratios;
+  double subject_seconds = 0, baseline_seconds = 0;  // the medians' times
+
+  [[nodiscard]] double quantile(double q) const {
+    auto sorted = ratios;
+    std::ranges::sort(sorted);
+    return sorted[std::min(sorted.size() - 1, std::size_t(q * double(sorted.size())))];
+  }
+  [[nodiscard]] double median() const { return quantile(0.5); }
+  [[nodiscard]] double lowest() const { return *std::ranges::min_element(ratios); }
+  [[nodiscard]] double highest() const { return *std::ranges::max_element(ratios); }
+};
+
+template <class Subject, class Baseline>
+ratio_runs measure_ratio(int runs, int repetitions, Subject&& subject, Baseline&& baseline) {
+  ratio_runs result;
+  std::vector<std::pair<double, double>> times;
+  for (int r = 0; r < runs; ++r) {
+    const auto [s, b] = interleaved_best_seconds(repetitions, subject, baseline);
+    times.emplace_back(s, b);
+    result.ratios.push_back(b / s);
+  }
+  std::ranges::sort(times, {}, [](const auto& t) { return t.second / t.first; });
+  result.subject_seconds = times[times.size() / 2].first;
+  result.baseline_seconds = times[times.size() / 2].second;
+  return result;
+}
+
+/// One line: the median run's values and ratio, then the lowest and highest ratio of the runs.
+inline void report_runs(const char* name, const ratio_runs& runs, double work, const char* unit, const char* baseline,
+                        const char* target = nullptr) {
+  std::printf("name=%s value=%.4g unit=%s baseline=%s baseline_value=%.4g ratio=%.3f ratio_min=%.3f ratio_max=%.3f "
+              "runs=%zu%s%s\n",
+              name, work / runs.subject_seconds, unit, baseline, work / runs.baseline_seconds, runs.median(), runs.lowest(),
+              runs.highest(), runs.ratios.size(), target ? " target=" : "", target ? target : "");
+  std::fflush(stdout);
 }
 
 inline void report(const char* name, double value, const char* unit, const char* baseline, double baseline_value) {

@@ -2,9 +2,9 @@
 // The library version, kept in step with CMakeLists.txt's project(VERSION).
 
 #define FLOTILLA_VERSION_MAJOR 0
-#define FLOTILLA_VERSION_MINOR 9
+#define FLOTILLA_VERSION_MINOR 10
 #define FLOTILLA_VERSION_PATCH 0
 
 namespace flotilla {
-inline constexpr const char* version = "0.9.0";
+inline constexpr const char* version = "0.10.0";
 }

@@ -46,6 +46,13 @@ TEST_CASE("FedAvgM accumulates momentum across rounds") {
   // Round 2: x = 2, mean 1, Δ = -1, m = 0.9 * 2 - 1 = 0.8, x = 2 + 0.4 = 2.4.
   const auto second = round_of(rule, first, {of({1})});
   CHECK(second.values()[0] == doctest::Approx(2.4).epsilon(1e-15));
+  // Rounds 3 and 4 write their moments into the buffers of rounds 1 and 2, which must not leak in.
+  // Round 3: x = 2.4, mean 4.4, Δ = 2, m = 0.72 + 2 = 2.72, x = 2.4 + 1.36 = 3.76.
+  const auto third = round_of(rule, second, {of({4.4})});
+  CHECK(third.values()[0] == doctest::Approx(3.76).epsilon(1e-14));
+  // Round 4: x = 3.76, mean 3.76, Δ = 0, m = 2.448, x = 3.76 + 1.224 = 4.984.
+  const auto fourth = round_of(rule, third, {of({3.76})});
+  CHECK(fourth.values()[0] == doctest::Approx(4.984).epsilon(1e-14));
 }
 
 TEST_CASE("FedAdam, FedYogi and FedAdagrad take the paper's steps") {

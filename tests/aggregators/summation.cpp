@@ -135,6 +135,72 @@ TEST_CASE("the float64 sum keeps the mean of 10,000 float32 updates within 1e-6 
   CHECK(worst_float32 > 1e-6);
 }
 
+TEST_CASE("a round's first 16 float32 updates sum in float32, later ones in float64, however batched") {
+  static_assert(flotilla::weighted_mean<floats>::narrow_updates == 16);
+  static_assert(flotilla::weighted_mean<params>::narrow_updates == 0);  // float64 parameters: float64 throughout
+  static_assert(flotilla::deterministic_weighted_mean<floats>::narrow_updates == 0);
+  constexpr std::size_t learners = 40;
+  std::vector<floats> updates(learners, float_vector(3));
+  for (std::size_t u = 0; u < learners; ++u)
+    for (std::size_t i = 0; i < 3; ++i) updates[u].values()[i] = 1.0f / float(3 + u + 7 * i);
+  std::vector<flotilla::weighted_update<floats>> batch;
+  for (std::size_t u = 0; u < learners; ++u) batch.push_back({&updates[u], std::int64_t(1 + u % 5)});
+  flotilla::weighted_mean<floats> one_by_one;
+  one_by_one.start(updates[0]);
+  for (const auto& update : batch) one_by_one.accept(*update.parameters, update.examples);
+  const auto expected = bits_of(one_by_one.result());
+  for (const std::size_t split : {std::size_t{5}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{30}}) {
+    CAPTURE(split);  // batches that end before, at and after the switch, or straddle it
+    flotilla::weighted_mean<floats> batched;
+    batched.start(updates[0]);
+    batched.accept_batch(std::span(batch).first(split));
+    batched.accept_batch(std::span(batch).subspan(split));
+    CHECK(bits_of(batched.result()) == expected);
+  }
+  // By hand, for the first scalar: float32 sums of w/(3 + u) for u < 16, widened, then float64.
+  float narrow = 0;
+  double total = 0;
+  for (std::size_t u = 0; u < 16; ++u) narrow += float(1 + u % 5) * updates[u].values()[0];
+  double wide = narrow;
+  for (std::size_t u = 16; u < learners; ++u) wide += double(1 + u % 5) * double(updates[u].values()[0]);
+  for (std::size_t u = 0; u < learners; ++u) total += double(1 + u % 5);
+  CHECK(one_by_one.result().values()[0] == float(wide * (1.0 / total)));
+}
+
+TEST_CASE("narrow and wide sums merge, in memory and as partial states, to the mean of all") {
+  std::vector<floats> updates(30, float_vector(2));
+  for (std::size_t u = 0; u < updates.size(); ++u) {
+    updates[u].values()[0] = float(u);
+    updates[u].values()[1] = -0.5f * float(u);
+  }
+  const auto fold = [&](std::size_t from, std::size_t to) {
+    flotilla::weighted_mean<floats> rule;
+    rule.start(updates[0]);
+    for (std::size_t u = from; u < to; ++u) rule.accept(updates[u], 1);
+    return rule;
+  };
+  // 10 + 4 (still narrow), 10 + 10 (widens), 20 (wide) + 10 (narrow): means of 0..n-1 are exact.
+  for (const auto& [a_to, b_to] : std::vector<std::pair<std::size_t, std::size_t>>{{10, 14}, {10, 20}, {20, 30}}) {
+    CAPTURE(a_to);
+    auto a = fold(0, a_to);
+    const auto b = fold(a_to, b_to);
+    auto c = a;
+    a.merge(b);
+    CHECK(a.accepted() == b_to);
+    CHECK(a.result().values()[0] == float(b_to - 1) / 2);
+    CHECK(a.result().values()[1] == -float(b_to - 1) / 4);
+    flotilla::byte_buffer bytes;
+    {
+      flotilla::wire_writer out(bytes);
+      b.write_partial(out);
+    }
+    flotilla::wire_reader in(bytes, {});
+    c.merge_partial(in);
+    CHECK(c.accepted() == b_to);
+    CHECK(c.result().values()[0] == float(b_to - 1) / 2);
+  }
+}
+
 TEST_CASE("a deterministic mean gives the same bits in every arrival order; a float64 sum does not") {
   // 1e11 and -1e11 cancel; in float64 whatever 1e-5 was added to 1e11 first was rounded away.
   const std::vector<params> updates{of({1e11, 3}), of({1e-5, 0.1}), of({-1e11, 7}), of({0.3, 1.0 / 3})};

@@ -18,7 +18,7 @@
 namespace {
 using linear = flotilla::linear_regression<double>;
 using params = linear::parameters_type;
-using rule = flotilla::fedavgm<params>;
+using rule = flotilla::fedavgm<params, flotilla::deterministic_weighted_mean<params>>;
 
 linear::data_type line_data(std::size_t examples, std::uint64_t seed) {
   flotilla::random_engine engine(seed);
@@ -33,14 +33,14 @@ linear::data_type line_data(std::size_t examples, std::uint64_t seed) {
 }
 
 // Eight learners with minibatch SGD (shuffled by each round's seed), half of them selected each
-// round, FedAvgM (state between rounds). One worker thread makes the reply order, and so the
-// floating-point sums, the same in every run.
+// round, FedAvgM (state between rounds) over the deterministic mean: four worker threads reply
+// in whatever order they finish, and the sums still come out the same in every run.
 struct federation_setup {
   flotilla::in_memory_transport<flotilla::learner<linear, linear::data_type>> transport;
   flotilla::coordinator<decltype(transport), rule> coordinator;
 
-  explicit federation_setup(std::filesystem::path checkpoint = {})
-      : transport(learners(), 1),
+  explicit federation_setup(std::filesystem::path checkpoint = {}, std::size_t workers = 4)
+      : transport(learners(), workers),
         coordinator(transport, linear(2).parameters(), {.selection = {.fraction = 0.5}, .quorum = 4, .seed = 17},
                     rule({.learning_rate = 1.0, .momentum = 0.5})) {
     if (!checkpoint.empty()) flotilla::checkpoint_every_round(coordinator, std::move(checkpoint));
@@ -89,6 +89,18 @@ TEST_CASE("a run interrupted after round k and resumed ends bit for bit as an un
     CHECK(resumed.coordinator.history().rounds[r].selected == uninterrupted.coordinator.history().rounds[r].selected);
     CHECK(resumed.coordinator.history().rounds[r].fit_metrics ==
           uninterrupted.coordinator.history().rounds[r].fit_metrics);
+  }
+}
+
+TEST_CASE("one worker thread and four, replying in different orders, end bit for bit equal") {
+  federation_setup one({}, 1), four({}, 4);
+  one.coordinator.run(flotilla::stop::after_rounds(6));
+  four.coordinator.run(flotilla::stop::after_rounds(6));
+  CHECK(four.coordinator.global() == one.coordinator.global());  // every bit
+  CHECK(flotilla::l2_norm(four.coordinator.global()) > 1.0);
+  for (std::size_t r = 0; r < 6; ++r) {
+    CAPTURE(r);
+    CHECK(four.coordinator.history().rounds[r].fit_metrics == one.coordinator.history().rounds[r].fit_metrics);
   }
 }
 

@@ -28,6 +28,23 @@
 
 namespace flotilla {
 
+namespace detail {
+// Sorts a coordinate's values: insertion sort for the few updates of a typical round, which
+// beats std::sort's general machinery there, and std::sort beyond.
+inline void sort_small(std::span<double> values) {
+  if (values.size() > 32) {
+    std::ranges::sort(values);
+    return;
+  }
+  for (std::size_t i = 1; i < values.size(); ++i) {
+    const double value = values[i];
+    std::size_t j = i;
+    for (; j > 0 && values[j - 1] > value; --j) values[j] = values[j - 1];
+    values[j] = value;
+  }
+}
+}  // namespace detail
+
 /// @brief What every robust rule shares: the round's updates, kept until `result()`.
 template <ParameterSet P>
 class gathering_rule {
@@ -52,13 +69,15 @@ class gathering_rule {
   /// across the cores.
   template <class Combine>
   P per_coordinate(Combine combine) const {
-    P out = updates_.front();
+    P out = make_for_overwrite(updates_.front());
     auto result = out.values();
+    std::vector<const scalar_type*> sources;
+    for (const auto& update : updates_) sources.push_back(update.values().data());
     detail::for_each_piece(result.size(), 0, [&](std::size_t begin, std::size_t end) {
-      std::vector<double> column(updates_.size());
+      std::vector<double> column(sources.size());
       for (std::size_t j = begin; j < end; ++j) {
-        for (std::size_t i = 0; i < updates_.size(); ++i) column[i] = double(updates_[i].values()[j]);
-        std::ranges::sort(column);
+        for (std::size_t i = 0; i < sources.size(); ++i) column[i] = double(sources[i][j]);
+        detail::sort_small(column);
         result[j] = static_cast<scalar_type>(combine(std::span<const double>(column)));
       }
     });

@@ -3,7 +3,8 @@
 // from Hsu et al. 2019). Each wraps a streaming inner rule (FedAvg by default): the inner rule's
 // result x̄ gives the round's pseudo-gradient Δ = x̄ − x, where x is the global model, and the
 // server takes an optimizer step along Δ instead of jumping to x̄. Memory: the inner rule's
-// accumulator, a copy of x and the optimizer's moments, whatever the number of learners.
+// accumulator, a copy of x and the optimizer's moments twice (this round's, and the next's in
+// reused buffers), whatever the number of learners.
 //
 //   FedAvgM     m ← β m + Δ                         x ← x + η m
 //   FedAdagrad  m ← β1 m + (1−β1) Δ   v ← v + Δ²                          x ← x + η m / (√v + τ)
@@ -136,10 +137,12 @@ class server_optimizer {
 
   void start(const P& global) {
     if (next_) {  // the last round's result was taken: its moments are now the state
+      spare_ = std::move(moments_);  // its buffers take the next round's moments
       moments_ = std::move(next_);
       next_.reset();
     }
     if (moments_ && !same_layout(moments_->first, global)) moments_.reset();  // another model: start over
+    if (spare_ && !same_layout(spare_->first, global)) spare_.reset();
     // Kept for result(): a copy into last round's buffer, split across the cores for large models.
     if (!global_ || !same_layout(*global_, global)) global_ = make_for_overwrite(global);
     detail::parallel_copy(std::span<const scalar_type>(global.values()), global_->values());
@@ -183,31 +186,36 @@ class server_optimizer {
 
   [[nodiscard]] P result() const {
     if (!global_) throw usage_error("result() before start(): the optimizer has no global model");
-    const P mean = inner_.result();
     // One pass: reads x, the mean and the last moments; writes the new moments and parameters.
     P out = make_for_overwrite(*global_);
-    moments next{make_for_overwrite(*global_), std::nullopt};
-    if constexpr (Method::has_second_moment) next.second = make_for_overwrite(*global_);
+    if (!next_) next_ = spare_ ? std::move(*spare_) : fresh_moments();  // spare_: the moments of two rounds ago
+    spare_.reset();
     const auto x = global_->values();
-    const auto target = mean.values();
     const auto last_first = moments_ ? std::span<const scalar_type>(moments_->first.values()) : std::span<const scalar_type>();
     const auto last_second =
         moments_ && moments_->second ? std::span<const scalar_type>(moments_->second->values()) : std::span<const scalar_type>();
     const double initial_second = Method::initial_second_moment(options_);
     auto stepped = out.values();
-    auto first = next.first.values();
-    auto second = next.second ? next.second->values() : std::span<scalar_type>();
-    detail::for_each_piece(stepped.size(), 0, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) {
+    auto first = next_->first.values();
+    auto second = next_->second ? next_->second->values() : std::span<scalar_type>();
+    const auto step = [&](std::size_t begin, std::size_t count, const scalar_type* target) {
+      for (std::size_t k = 0; k < count; ++k) {
+        const std::size_t i = begin + k;
         double m = last_first.empty() ? 0.0 : double(last_first[i]);
         double v = last_second.empty() ? initial_second : double(last_second[i]);
-        const double step = Method::step(options_, double(target[i]) - double(x[i]), m, v);
+        const double change = Method::step(options_, double(target[k]) - double(x[i]), m, v);
         first[i] = static_cast<scalar_type>(m);
         if (!second.empty()) second[i] = static_cast<scalar_type>(v);
-        stepped[i] = static_cast<scalar_type>(double(x[i]) + step);
+        stepped[i] = static_cast<scalar_type>(double(x[i]) + change);
       }
-    });
-    next_ = std::move(next);
+    };
+    if constexpr (requires { inner_.visit_result(step); }) {
+      inner_.visit_result(step);  // the mean a block at a time, stepped while in cache
+    } else {
+      const P mean = inner_.result();
+      const scalar_type* target = mean.values().data();
+      detail::for_each_piece(stepped.size(), 0, [&](std::size_t begin, std::size_t end) { step(begin, end - begin, target + begin); });
+    }
     return out;
   }
 
@@ -256,11 +264,18 @@ class server_optimizer {
     std::optional<P> second;  // FedAvgM has none
   };
 
+  [[nodiscard]] moments fresh_moments() const {
+    moments made{make_for_overwrite(*global_), std::nullopt};
+    if constexpr (Method::has_second_moment) made.second = make_for_overwrite(*global_);
+    return made;
+  }
+
   options_type options_;
   Inner inner_;
   std::optional<P> global_;
   std::optional<moments> moments_;
-  mutable std::optional<moments> next_;  // written by result(), adopted by the next start()
+  mutable std::optional<moments> next_;   // written by result(), adopted by the next start()
+  mutable std::optional<moments> spare_;  // the buffers of the moments before moments_, reused
 };
 
 /// FedAvgM: server momentum over FedAvg's pseudo-gradient (Hsu et al. 2019).

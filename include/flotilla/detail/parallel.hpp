@@ -10,7 +10,6 @@
 #include <mutex>
 #include <span>
 #include <thread>
-#include <vector>
 
 #include <unistd.h>  // getpid: a forked child has none of its parent's helper threads
 

@@ -125,12 +125,13 @@ class reply_tally {
       log_.record_no_reply(learner, door_.kind(), door_.round(),
                            "no reply within the phase deadline of " + detail::number(options.timeout.count()) + " s");
     exchange_outcome outcome;
+    // In learner order, not arrival order: the combined metrics' bits then do not depend on timing.
+    std::ranges::sort(admitted_, {}, &admitted_reply::learner);
     std::map<std::string, std::vector<metric_sample>> samples;  // a value per learner and metric
     for (const auto& answer : admitted_) {
       outcome.accepted.push_back(answer.learner);
       for (const auto& [name, value] : answer.metrics) samples[name].push_back({value, answer.examples});
     }
-    std::ranges::sort(outcome.accepted);
     outcome.examples = door_.examples();
     for (const auto& [name, values] : samples) {
       const auto custom = options.metric_reducers.find(name);
