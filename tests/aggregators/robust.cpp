@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -190,4 +192,36 @@ TEST_CASE("a robust stage composes in front of a server optimizer") {
   rule.start(of({0}));
   for (double v : {1.0, 2.0, 1000.0}) rule.accept(of({v}), 1);
   CHECK(values_of(rule.result()) == std::vector<double>{2});
+}
+
+TEST_CASE("the sorting network sorts every 0/1 input up to 12 values, and so every input (0-1 principle)") {
+  for (std::size_t n = 1; n <= 12; ++n) {
+    CAPTURE(n);
+    const auto network = flotilla::detail::sorting_network(n);
+    CHECK(std::ranges::all_of(network, [&](const auto& exchange) { return exchange.first < exchange.second && exchange.second < n; }));
+    bool all_sorted = true;
+    for (std::uint32_t bits = 0; bits < (1u << n); ++bits) {
+      std::vector<int> values(n);
+      for (std::size_t i = 0; i < n; ++i) values[i] = int((bits >> i) & 1u);
+      for (const auto& [low, high] : network)
+        if (values[low] > values[high]) std::swap(values[low], values[high]);
+      all_sorted = all_sorted && std::ranges::is_sorted(values);
+    }
+    CHECK(all_sorted);
+  }
+  // Batcher's network for 8 has 19 exchanges; for 10, those of 16 that stay below 10.
+  CHECK(flotilla::detail::sorting_network(8).size() == 19);
+  CHECK(flotilla::detail::sorting_network(1).empty());
+  // Larger rounds: random values against std::sort.
+  std::mt19937 generator(3);
+  for (const std::size_t n : {std::size_t{13}, std::size_t{31}, std::size_t{40}, std::size_t{100}}) {
+    const auto network = flotilla::detail::sorting_network(n);
+    std::vector<double> values(n);
+    for (auto& v : values) v = std::uniform_real_distribution<double>(-1, 1)(generator);
+    auto expected = values;
+    std::ranges::sort(expected);
+    for (const auto& [low, high] : network)
+      if (values[low] > values[high]) std::swap(values[low], values[high]);
+    CHECK(values == expected);
+  }
 }

@@ -18,6 +18,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flotilla/arithmetic.hpp"
@@ -29,19 +30,20 @@
 namespace flotilla {
 
 namespace detail {
-// Sorts a coordinate's values: insertion sort for the few updates of a typical round, which
-// beats std::sort's general machinery there, and std::sort beyond.
-inline void sort_small(std::span<double> values) {
-  if (values.size() > 32) {
-    std::ranges::sort(values);
-    return;
-  }
-  for (std::size_t i = 1; i < values.size(); ++i) {
-    const double value = values[i];
-    std::size_t j = i;
-    for (; j > 0 && values[j - 1] > value; --j) values[j] = values[j - 1];
-    values[j] = value;
-  }
+// Batcher's odd-even merge sort as a network for n values: its compare-exchanges (a, b), a < b,
+// in order. Built for the next power of two; those that touch a position of n or more are left
+// out, since padding there with +infinity would never move. The same network sorts every
+// coordinate of a block at once, so the exchanges are branch-free vector min and max.
+inline std::vector<std::pair<std::size_t, std::size_t>> sorting_network(std::size_t n) {
+  std::size_t padded = 1;
+  while (padded < n) padded *= 2;
+  std::vector<std::pair<std::size_t, std::size_t>> exchanges;
+  for (std::size_t p = 1; p < padded; p *= 2)
+    for (std::size_t k = p; k > 0; k /= 2)
+      for (std::size_t j = k % p; j + k < padded; j += 2 * k)
+        for (std::size_t i = 0; i < k && i + j + k < padded; ++i)
+          if ((i + j) / (2 * p) == (i + j + k) / (2 * p) && i + j + k < n) exchanges.emplace_back(i + j, i + j + k);
+  return exchanges;
 }
 }  // namespace detail
 
@@ -64,21 +66,39 @@ class gathering_rule {
     if (updates_.empty()) throw usage_error(std::string(rule) + " of a round with no accepted updates");
   }
 
-  /// A copy of the first update whose every coordinate `j` is set to `combine(values)`, where
-  /// `values` holds coordinate j of every update, sorted ascending. Large models are split
+  /// A parameter set of the first update's layout whose every coordinate `j` is set to
+  /// `combine(values)`, where `values` holds coordinate j of every update, sorted ascending.
+  /// Coordinates go a block at a time: the block's values of each update are copied into a row,
+  /// and one sorting network sorts all the block's columns together. Large models are split
   /// across the cores.
   template <class Combine>
   P per_coordinate(Combine combine) const {
     P out = make_for_overwrite(updates_.front());
     auto result = out.values();
+    const std::size_t n = updates_.size();
     std::vector<const scalar_type*> sources;
     for (const auto& update : updates_) sources.push_back(update.values().data());
+    const auto network = detail::sorting_network(n);
     detail::for_each_piece(result.size(), 0, [&](std::size_t begin, std::size_t end) {
-      std::vector<double> column(sources.size());
-      for (std::size_t j = begin; j < end; ++j) {
-        for (std::size_t i = 0; i < sources.size(); ++i) column[i] = double(sources[i][j]);
-        detail::sort_small(column);
-        result[j] = static_cast<scalar_type>(combine(std::span<const double>(column)));
+      constexpr std::size_t width = 256;  // columns per block; n rows of them stay in L1 for small rounds
+      std::vector<double> rows(n * width), column(n);
+      for (std::size_t first = begin; first < end; first += width) {
+        const std::size_t count = std::min(end, first + width) - first;
+        for (std::size_t u = 0; u < n; ++u)
+          for (std::size_t b = 0; b < count; ++b) rows[u * width + b] = double(sources[u][first + b]);
+        for (const auto& [low, high] : network) {
+          double* x = rows.data() + low * width;
+          double* y = rows.data() + high * width;
+          for (std::size_t b = 0; b < count; ++b) {
+            const double smaller = std::min(x[b], y[b]), larger = std::max(x[b], y[b]);
+            x[b] = smaller;
+            y[b] = larger;
+          }
+        }
+        for (std::size_t b = 0; b < count; ++b) {
+          for (std::size_t u = 0; u < n; ++u) column[u] = rows[u * width + b];
+          result[first + b] = static_cast<scalar_type>(combine(std::span<const double>(column)));
+        }
       }
     });
     return out;
