@@ -225,3 +225,16 @@ TEST_CASE("the sorting network sorts every 0/1 input up to 12 values, and so eve
     CHECK(values == expected);
   }
 }
+
+TEST_CASE("a robust rule keeps an update handed over by move, without copying its values") {
+  flotilla::coordinate_median<params> by_move, by_copy;
+  by_move.start(of({0}));
+  by_copy.start(of({0}));
+  std::vector<params> updates{of({3, -1}), of({1, 5}), of({2, 0})};
+  for (const auto& update : updates) by_copy.accept(update, 1);
+  const double* first_values = updates[0].values().data();
+  for (auto& update : updates) by_move.accept(std::move(update), 1);
+  CHECK(updates[0].values().data() != first_values);  // the buffer went to the rule
+  CHECK(values_of(by_move.result()) == std::vector<double>{2, 0});
+  CHECK(values_of(by_move.result()) == values_of(by_copy.result()));
+}

@@ -56,6 +56,8 @@ class gathering_rule {
 
   void start(const P&) { updates_.clear(); }
   void accept(const P& update, std::int64_t) { updates_.push_back(update); }
+  /// Keeps the update itself: the coordinator hands each reply's parameters over, uncopied.
+  void accept(P&& update, std::int64_t) { updates_.push_back(std::move(update)); }
   void merge(const gathering_rule& other) { updates_.insert(updates_.end(), other.updates_.begin(), other.updates_.end()); }
   [[nodiscard]] std::size_t accepted() const { return updates_.size(); }
 

@@ -149,6 +149,7 @@ class server_optimizer {
     inner_.start(global);
   }
   void accept(const P& update, std::int64_t examples) { inner_.accept(update, examples); }
+  void accept(P&& update, std::int64_t examples) { inner_.accept(std::move(update), examples); }
   void accept_batch(std::span<const weighted_update<P>> updates)
     requires BatchAggregator<Inner, P>
   {

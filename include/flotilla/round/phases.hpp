@@ -46,7 +46,8 @@ struct round_state {
 
 /// Folds admitted fit replies into `rule`: in one pass when the rule can take a batch. A coded
 /// reply is `base` (the global parameters) plus its decoded change: decoded slice by slice inside
-/// a CodedAggregator, whole for any other rule.
+/// a CodedAggregator, whole for any other rule. Replies are dropped after folding, so a rule that
+/// offers `accept(P&&, examples)` receives their parameters by move.
 template <class Rule, ParameterSet P>
 void fold_replies(Rule& rule, std::span<reply<P>> replies, const P& base) {
   if (std::ranges::any_of(replies, [](const reply<P>& answer) { return answer.coded_update.has_value(); })) {
@@ -70,8 +71,8 @@ void fold_replies(Rule& rule, std::span<reply<P>> replies, const P& base) {
     updates.reserve(replies.size());
     for (const auto& answer : replies) updates.push_back({&*answer.parameters, answer.result.examples});
     rule.accept_batch(std::span<const weighted_update<P>>(updates));
-  } else {
-    for (const auto& answer : replies) rule.accept(*answer.parameters, answer.result.examples);
+  } else {  // a rule that keeps updates (the robust ones) takes each reply's parameters over
+    for (auto& answer : replies) rule.accept(std::move(*answer.parameters), answer.result.examples);
   }
 }
 
