@@ -180,7 +180,8 @@ TEST_CASE("narrow and wide sums merge, in memory and as partial states, to the m
     return rule;
   };
   // 10 + 4 (still narrow), 10 + 10 (widens), 20 (wide) + 10 (narrow): means of 0..n-1 are exact.
-  for (const auto& [a_to, b_to] : std::vector<std::pair<std::size_t, std::size_t>>{{10, 14}, {10, 20}, {20, 30}}) {
+  for (const auto& ends : std::vector<std::pair<std::size_t, std::size_t>>{{10, 14}, {10, 20}, {20, 30}}) {
+    const std::size_t a_to = ends.first, b_to = ends.second;  // plain names: CAPTURE's lambda takes them
     CAPTURE(a_to);
     auto a = fold(0, a_to);
     const auto b = fold(a_to, b_to);

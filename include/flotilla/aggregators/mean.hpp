@@ -383,9 +383,10 @@ class basic_mean {
 
   template <class T>
   std::unique_ptr<T[]> copy_of(const std::unique_ptr<T[]>& from) const {
-    if (!from) return nullptr;
-    auto copy = std::make_unique_for_overwrite<T[]>(size());
-    std::copy_n(from.get(), size(), copy.get());
+    const std::size_t count = size();
+    if (!from || count == 0) return nullptr;
+    auto copy = std::make_unique_for_overwrite<T[]>(count);
+    std::copy_n(from.get(), count, copy.get());
     return copy;
   }
 
