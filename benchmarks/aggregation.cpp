@@ -21,7 +21,6 @@
 #include <filesystem>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "timing.hpp"
@@ -352,25 +351,17 @@ int main(int argc, char** argv) {
   const auto baseline = [&] { plain_median(robust_in, robust_out); };
   // As in a round: the coordinator hands each reply's parameters over by move (accept(P&&)), so
   // the round's copies are made before the clock starts; and, for comparison, accepted by copy.
+  std::vector<params> replies;
   const auto by_move = [&](auto& rule) {
-    bench::ratio_runs runs;
-    std::vector<std::pair<double, double>> times;
-    for (int r = 0; r < 10; ++r) {
-      auto replies = robust_in.updates;
-      const double subject = bench::best_seconds(1, [&] {
-        rule.start(robust_in.global);
-        for (auto& update : replies) rule.accept(std::move(update), 1);
-        volatile float sink = rule.result().values()[0];
-        (void)sink;
-      });
-      const double plain = bench::best_seconds(1, baseline);
-      runs.ratios.push_back(plain / subject);
-      times.emplace_back(subject, plain);
-    }
-    std::ranges::sort(times, {}, [](const auto& t) { return t.second / t.first; });
-    runs.subject_seconds = times[5].first;
-    runs.baseline_seconds = times[5].second;
-    return runs;
+    return bench::measure_ratio(
+        10, 1,
+        [&] {
+          rule.start(robust_in.global);
+          for (auto& update : replies) rule.accept(std::move(update), 1);
+          volatile float sink = rule.result().values()[0];
+          (void)sink;
+        },
+        baseline, [&] { replies = robust_in.updates; });
   };
   bench::report_runs("median", by_move(median), robust_in.bytes / 1e9, "GB/s", "median_of_n_selection_GB/s", ">=0.9");
   bench::report_runs("trimmed_mean", by_move(trimmed), robust_in.bytes / 1e9, "GB/s", "median_of_n_selection_GB/s",

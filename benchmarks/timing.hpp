@@ -28,10 +28,14 @@ double best_seconds(int repetitions, F&& work) {
 
 /// The best times of `subject` and `baseline`, run alternately so that both see the same
 /// moments of a noisy machine: a quiet spell or a busy neighbour favours neither.
-template <class Subject, class Baseline>
-std::pair<double, double> interleaved_best_seconds(int repetitions, Subject&& subject, Baseline&& baseline) {
+/// `prepare`, if given, runs untimed before every repetition of the subject (fresh inputs for a
+/// subject that consumes them).
+template <class Subject, class Baseline, class Prepare = void (*)()>
+std::pair<double, double> interleaved_best_seconds(int repetitions, Subject&& subject, Baseline&& baseline,
+                                                   Prepare prepare = [] {}) {
   std::pair<double, double> best{1e300, 1e300};
   for (int i = 0; i < repetitions; ++i) {
+    prepare();
     best.first = std::min(best.first, best_seconds(1, subject));
     best.second = std::min(best.second, best_seconds(1, baseline));
   }
@@ -110,12 +114,13 @@ struct ratio_runs {
   [[nodiscard]] double highest() const { return *std::ranges::max_element(ratios); }
 };
 
-template <class Subject, class Baseline>
-ratio_runs measure_ratio(int runs, int repetitions, Subject&& subject, Baseline&& baseline) {
+template <class Subject, class Baseline, class Prepare = void (*)()>
+ratio_runs measure_ratio(int runs, int repetitions, Subject&& subject, Baseline&& baseline,
+                         Prepare prepare = [] {}) {
   ratio_runs result;
   std::vector<std::pair<double, double>> times;
   for (int r = 0; r < runs; ++r) {
-    const auto [s, b] = interleaved_best_seconds(repetitions, subject, baseline);
+    const auto [s, b] = interleaved_best_seconds(repetitions, subject, baseline, prepare);
     times.emplace_back(s, b);
     result.ratios.push_back(b / s);
   }
